@@ -1,0 +1,50 @@
+#include "model/weight_loader.h"
+
+#include <ATen/ATen.h>
+
+#include <sstream>
+
+#include "mtad/errors.h"
+
+namespace mtad {
+namespace {
+
+std::string shape_str(c10::IntArrayRef s) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+}  // namespace
+
+at::Tensor WeightLoader::take(const std::string& name, const std::vector<int64_t>& shape) {
+  const TensorInfo& info = folder_.info(name);  // throws "missing tensor"
+  if (info.dtype != "F32" && info.dtype != "F16" && info.dtype != "BF16")
+    throw WeightError(folder_.dir() + ": tensor '" + name + "' has dtype " + info.dtype +
+                      "; mtad loads F32, F16 and BF16 weights");
+  if (info.shape != shape)
+    throw WeightError(folder_.dir() + ": tensor '" + name + "' has shape " + shape_str(info.shape) +
+                      " but the config implies " + shape_str(shape));
+  used_.insert(name);
+  // .to() returns the mapped tensor itself when dtype and device already match: no copy.
+  return folder_.get(name).to(device_, dtype_).contiguous();
+}
+
+at::Tensor WeightLoader::take_optional(const std::string& name, const std::vector<int64_t>& shape) {
+  return has(name) ? take(name, shape) : at::Tensor();
+}
+
+void WeightLoader::finish() const {
+  std::vector<std::string> extra;
+  for (const auto& n : folder_.names())
+    if (!used_.count(n)) extra.push_back(n);
+  if (extra.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < extra.size() && i < 5; ++i) list += (i ? ", '" : "'") + extra[i] + "'";
+  if (extra.size() > 5) list += " and " + std::to_string(extra.size() - 5) + " more";
+  throw WeightError(folder_.dir() + ": unexpected tensor(s) the config does not account for: " + list);
+}
+
+}  // namespace mtad

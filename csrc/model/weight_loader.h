@@ -1,0 +1,36 @@
+// Takes a model's tensors out of a WeightFolder by name, checking shape and dtype and
+// converting to the run dtype/device; finish() reports tensors nobody asked for.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+
+namespace mtad {
+
+class WeightLoader {
+ public:
+  WeightLoader(const WeightFolder& folder, at::Device device, at::ScalarType dtype)
+      : folder_(folder), device_(device), dtype_(dtype) {}
+
+  at::Tensor take(const std::string& name, const std::vector<int64_t>& shape);
+  // Undefined when the folder lacks the tensor.
+  at::Tensor take_optional(const std::string& name, const std::vector<int64_t>& shape);
+  // Accepts a tensor the model does not use (e.g. a tied lm_head copy).
+  void ignore(const std::string& name) { used_.insert(name); }
+  bool has(const std::string& name) const { return folder_.contains(name); }
+  // Throws WeightError naming the unexpected tensors.
+  void finish() const;
+
+ private:
+  const WeightFolder& folder_;
+  at::Device device_;
+  at::ScalarType dtype_;
+  std::set<std::string> used_;
+};
+
+}  // namespace mtad

@@ -1,0 +1,58 @@
+// The model interface every architecture implements, and the loader.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+
+#include "mtad/config.h"
+#include "mtad/kv_cache.h"
+
+namespace mtad {
+
+struct LoadOptions {
+  std::string device = "cpu";  // "cpu" or "cuda[:N]"
+  // "auto": float32 on the CPU, the checkpoint's half type (else float16) on a GPU.
+  std::string dtype = "auto";
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  const ModelConfig& config() const { return config_; }
+  at::Device device() const { return device_; }
+  at::ScalarType dtype() const { return dtype_; }
+
+  KVCache new_cache(int64_t capacity) const;
+
+  // Runs T new tokens against `cache`.
+  //   tokens:     int64 [T], each in [0, vocab_size)
+  //   positions:  int64 [T], the position of each token (prefix length + depth for a tree)
+  //   tree_mask:  bool [T, T] or undefined; row i says which new tokens token i attends
+  //               to (every token also sees all of [0, cache.length)). Undefined: causal.
+  //   logit_rows: int64 [R] or undefined; which of the T rows to return logits for.
+  // Writes the new K/V at [cache.length, cache.length + T) and advances cache.length.
+  // Returns float32 logits [R, vocab_size] (R = T when logit_rows is undefined).
+  at::Tensor forward(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
+                     const at::Tensor& tree_mask, const at::Tensor& logit_rows);
+
+ protected:
+  Model(ModelConfig config, at::Device device, at::ScalarType dtype)
+      : config_(std::move(config)), device_(device), dtype_(dtype) {}
+
+  // Final hidden states [T, out_dim] of the validated inputs; cache layout checked.
+  virtual at::Tensor hidden_states(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
+                                   const at::Tensor& tree_mask) = 0;
+  virtual const at::Tensor& lm_head() const = 0;
+
+  ModelConfig config_;
+  at::Device device_;
+  at::ScalarType dtype_;
+};
+
+// Loads config.json and the safetensors weights of a Hugging Face model folder.
+std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options = {});
+
+}  // namespace mtad

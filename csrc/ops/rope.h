@@ -1,0 +1,11 @@
+// Rotary position embedding, applied in place to x [T, heads, D] (rotate-half pairing:
+// element i pairs with i + D/2, as Hugging Face Llama does). inv_freq is float32 [D/2].
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace mtad::ops {
+void rope_(at::Tensor& x, const at::Tensor& positions, const at::Tensor& inv_freq);
+namespace cpu {
+void rope_f32(float* x, const int64_t* positions, const float* inv_freq, int64_t T, int64_t heads, int64_t D);
+}
+}  // namespace mtad::ops

@@ -1,0 +1,31 @@
+"""mtad's native engine: load Llama / OPT models from safetensors and run them.
+
+`import mtad_ext` loads the compiled module `mtad_ext._C`; torch is imported first so
+that its shared libraries are in place.
+"""
+
+import torch  # noqa: F401  (loads libtorch before the extension)
+
+from ._C import (
+    ConfigError,
+    FormatError,
+    InputError,
+    KVCache,
+    Model,
+    MtadError,
+    WeightError,
+    load_model,
+    ops,
+)
+
+__all__ = [
+    "ConfigError",
+    "FormatError",
+    "InputError",
+    "KVCache",
+    "Model",
+    "MtadError",
+    "WeightError",
+    "load_model",
+    "ops",
+]
