@@ -100,12 +100,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 
   m.def(
       "load_model",
-      [](const std::string& path, const std::string& device, const std::string& dtype) {
+      [](const std::string& path, const std::string& device, const std::string& dtype, bool mmap) {
         py::gil_scoped_release release;
-        return mtad::load_model(path, mtad::LoadOptions{device, dtype});
+        return mtad::load_model(path, mtad::LoadOptions{device, dtype, mmap});
       },
-      py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "auto",
-      "Load a Llama or OPT model folder (config.json + safetensors).");
+      py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "auto", py::arg("mmap") = false,
+      "Load a Llama or OPT model folder (config.json + safetensors).\n"
+      "dtype: auto (float32 on the CPU, the checkpoint's half type on a GPU), float32, float16,\n"
+      "bfloat16. mmap: on the CPU, run from the file mapping without copying (default: copy\n"
+      "into huge-page memory, which decodes faster).");
 
   auto ops = m.def_submodule("ops", "The engine's fused kernels on plain tensors");
   ops.def("linear", [](const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {

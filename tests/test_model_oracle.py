@@ -91,3 +91,16 @@ def test_logit_rows_select_rows(tiny_root):
     rows = torch.tensor([9, 3])
     picked = model.forward(model.new_cache(16), ids, logit_rows=rows)
     torch.testing.assert_close(picked, full[rows], atol=1e-6, rtol=0)
+
+
+def test_sharded_folder_matches_single_file(tiny_root):
+    from tiny_models import build_hf_model
+
+    sharded = tiny_root / "sharded"
+    build_hf_model("llama_mha_untied").save_pretrained(sharded, max_shard_size="40KB")
+    assert (sharded / "model.safetensors.index.json").exists()
+    single = save_tiny("llama_mha_untied", "float32", tiny_root)
+    ids = torch.arange(15)
+    a = mtad_ext.load_model(str(sharded))
+    b = mtad_ext.load_model(str(single))
+    torch.testing.assert_close(a.forward(a.new_cache(32), ids), b.forward(b.new_cache(32), ids), atol=0, rtol=0)

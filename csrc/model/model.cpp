@@ -120,7 +120,7 @@ std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& opt
   const at::ScalarType dtype = run_dtype(options, device, folder);
   if (device.is_cpu() && dtype != at::kFloat)
     throw InputError("dtype " + options.dtype + " on the CPU: the CPU path runs float32");
-  WeightLoader loader(folder, device, dtype);
+  WeightLoader loader(folder, device, dtype, options.mmap);
   std::unique_ptr<Model> model;
   if (config.arch == Arch::Llama)
     model = std::make_unique<LlamaModel>(config, loader, device, dtype);

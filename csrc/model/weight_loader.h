@@ -4,18 +4,21 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "io/safetensors.h"
+#include "model/weight_arena.h"
 
 namespace mtad {
 
 class WeightLoader {
  public:
-  WeightLoader(const WeightFolder& folder, at::Device device, at::ScalarType dtype)
-      : folder_(folder), device_(device), dtype_(dtype) {}
+  // mmap: on the CPU, hand out views of the file mapping where the dtype matches (no
+  // copy); otherwise weights are copied into a huge-page arena (faster decoding).
+  WeightLoader(const WeightFolder& folder, at::Device device, at::ScalarType dtype, bool mmap);
 
   at::Tensor take(const std::string& name, const std::vector<int64_t>& shape);
   // Undefined when the folder lacks the tensor.
@@ -31,6 +34,7 @@ class WeightLoader {
   at::Device device_;
   at::ScalarType dtype_;
   std::set<std::string> used_;
+  std::unique_ptr<WeightArena> arena_;
 };
 
 }  // namespace mtad

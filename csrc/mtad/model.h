@@ -15,6 +15,10 @@ struct LoadOptions {
   std::string device = "cpu";  // "cpu" or "cuda[:N]"
   // "auto": float32 on the CPU, the checkpoint's half type (else float16) on a GPU.
   std::string dtype = "auto";
+  // CPU only. false (default): copy the weights into huge-page memory, which decodes
+  // faster. true: use the file mapping directly where the dtype matches (no copy, the
+  // page cache is shared between processes).
+  bool mmap = false;
 };
 
 class Model {

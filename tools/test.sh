@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs mtad with its test dependencies on a fresh machine, then runs the checks:
+# ruff, the nvcc compile-only check of every CUDA source (when nvcc is present) and
+# the pytest suite. Downloads and builds are cached outside the repository
+# (~/.cache/pip, ~/.cache/ccache, $MTAD_CACHE or ~/.cache/mtad for the default model).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# ccache makes rebuilds of the extension after the first one take seconds.
+if ! command -v ccache >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq ccache) >/dev/null 2>&1 || echo "note: ccache not installed; building without it"
+fi
+# Build requirements first, then the package without build isolation: the extension is
+# compiled against the torch that the tests import, and ccache sees stable paths.
+python3 -m pip install -q "torch==2.13.0" "cmake>=3.22" ninja "nlohmann-json>=3.11" "setuptools>=64" wheel
+python3 -m pip install -q --no-build-isolation -e ".[test]"
+
+python3 -m ruff check python mtad_ext tests bench tools
+if command -v nvcc >/dev/null 2>&1; then
+  bash tools/check_cuda.sh
+else
+  echo "nvcc not found: skipping the CUDA compile check"
+fi
+python3 -m pytest -q "$@"
