@@ -6,10 +6,12 @@
 #include "mtad/errors.h"
 #include "mtad/model.h"
 #include "ops/activations.h"
+#include "ops/kv_compact.h"
 #include "ops/linear.h"
 #include "ops/norms.h"
 #include "ops/rope.h"
 #include "ops/tree_attention.h"
+#include "ops/verify.h"
 
 namespace py = pybind11;
 using mtad::KVCache;
@@ -95,8 +97,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           py::arg("cache"), py::arg("tokens"), py::arg("positions") = py::none(), py::arg("tree_mask") = py::none(),
           py::arg("logit_rows") = py::none(),
           "Run T new tokens (int64 [T]) against the cache; returns float32 logits [R, vocab].\n"
-          "positions: int64 [T] (default: cache.length + arange(T)); tree_mask: bool [T, T], row i\n"
-          "the new tokens token i sees (default causal); logit_rows: int64 [R] (default all rows).");
+          "positions: int64 [T] (default: cache.length + arange(T)); tree_mask: bool [T, M], rules the\n"
+          "last M slots (earlier tree nodes, then the T new tokens; default causal); logit_rows:\n"
+          "int64 [R] (default all rows).");
 
   m.def(
       "load_model",
@@ -128,4 +131,64 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   }, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("prefix"), py::arg("mask"), py::arg("scale"));
   ops.def("silu_mul", &mtad::ops::silu_mul, py::arg("gate"), py::arg("up"));
   ops.def("relu_", [](at::Tensor x) { mtad::ops::relu_(x); }, py::arg("x"));
+  // [pybind: sampling, beam_step]
+  // [pybind: verify, sps_accept, kv_compact]
+  ops.def("verify", [](const at::Tensor& target_logits, const at::Tensor& parents, const at::Tensor& tokens,
+                       const at::Tensor& best_lq, double tau, double temperature, int64_t top_k, double top_p,
+                       uint64_t seed, uint64_t offset) {
+    const mtad::ops::VerifyResult r =
+        mtad::ops::verify(target_logits, parents, tokens, best_lq, tau, temperature, top_k, top_p, seed, offset);
+    py::dict d;
+    d["accept_len"] = r.accept_len;
+    d["accept_node"] = r.accept_node;
+    d["path"] = r.path;
+    d["bonus_token"] = r.bonus_token;
+    d["node_logprob"] = r.node_logprob;
+    return d;
+  }, py::arg("target_logits"), py::arg("parents"), py::arg("tokens"), py::arg("best_lq"), py::arg("tau"),
+     py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("seed"), py::arg("offset"),
+     "Joint-likelihood verification of a draft tree (algorithms.md 3.2 / 3.3). Returns a dict:\n"
+     "accept_len, accept_node, path (int64 [accept_len]), bonus_token, node_logprob (float32 [N]).");
+  ops.def("sps_accept", &mtad::ops::sps_accept, py::arg("target_logprobs"), py::arg("draft_logprobs"),
+          py::arg("tokens"), py::arg("seed"), py::arg("offset"),
+          "Speculative-sampling acceptance of one draft chain; returns (n_accepted, next_token).");
+  ops.def("kv_compact", [](at::Tensor k, at::Tensor v, int64_t prefix, const at::Tensor& slots) {
+    mtad::ops::kv_compact(k, v, prefix, slots);
+  }, py::arg("k"), py::arg("v"), py::arg("prefix"), py::arg("slots"),
+     "Move the K/V rows at `slots` of every layer to prefix, prefix + 1, ... (in place).");
+}
+
+// The same kernels as torch operators (torch.ops.mtad.*), so another PyTorch runtime can
+// call them on its own tensors. Seeds and offsets are int64 in the schema.
+TORCH_LIBRARY(mtad, m) {
+  m.def("rms_norm(Tensor x, Tensor w, float eps) -> Tensor", &mtad::ops::rms_norm);
+  m.def("silu_mul(Tensor gate, Tensor up) -> Tensor", &mtad::ops::silu_mul);
+  m.def("tree_attention(Tensor q, Tensor k, Tensor v, int prefix, Tensor? mask, float scale) -> Tensor",
+        [](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t prefix,
+           const std::optional<at::Tensor>& mask, double scale) {
+          return mtad::ops::tree_attention(q, k, v, prefix, opt(mask), scale);
+        });
+  // [torch.library: sampling, beam_step]
+  // [torch.library: verify, sps_accept, kv_compact]
+  m.def("verify(Tensor target_logits, Tensor parents, Tensor tokens, Tensor best_lq, float tau, float temperature, "
+        "int top_k, float top_p, int seed, int offset) -> (int, int, Tensor, int, Tensor)",
+        [](const at::Tensor& target_logits, const at::Tensor& parents, const at::Tensor& tokens,
+           const at::Tensor& best_lq, double tau, double temperature, int64_t top_k, double top_p, int64_t seed,
+           int64_t offset) {
+          mtad::ops::VerifyResult r =
+              mtad::ops::verify(target_logits, parents, tokens, best_lq, tau, temperature, top_k, top_p,
+                                static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
+          return std::make_tuple(r.accept_len, r.accept_node, r.path, r.bonus_token, r.node_logprob);
+        });
+  m.def("sps_accept(Tensor target_logprobs, Tensor draft_logprobs, Tensor tokens, int seed, int offset) -> (int, int)",
+        [](const at::Tensor& target_logprobs, const at::Tensor& draft_logprobs, const at::Tensor& tokens,
+           int64_t seed, int64_t offset) {
+          const auto [n, token] = mtad::ops::sps_accept(target_logprobs, draft_logprobs, tokens,
+                                                        static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
+          return std::make_tuple(n, token);
+        });
+  m.def("kv_compact(Tensor(a!) k, Tensor(b!) v, int prefix, Tensor slots) -> ()",
+        [](at::Tensor k, at::Tensor v, int64_t prefix, const at::Tensor& slots) {
+          mtad::ops::kv_compact(k, v, prefix, slots);
+        });
 }

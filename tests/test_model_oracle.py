@@ -104,3 +104,36 @@ def test_sharded_folder_matches_single_file(tiny_root):
     a = mtad_ext.load_model(str(sharded))
     b = mtad_ext.load_model(str(single))
     torch.testing.assert_close(a.forward(a.new_cache(32), ids), b.forward(b.new_cache(32), ids), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["llama_gqa_tied", "opt_post_ln_proj"])
+def test_tree_grown_depth_by_depth(name, tiny_root):
+    """Beams run as tree rows one depth per call: the mask also covers earlier depths' nodes."""
+    folder = save_tiny(name, "float32", tiny_root)
+    ref = load_reference(folder)
+    model = mtad_ext.load_model(str(folder))
+    g = torch.Generator().manual_seed(3)
+    prefix = torch.randint(0, VOCAB, (7,), generator=g).tolist()
+    width, depth = 3, 3
+    cache = model.new_cache(64)
+    model.forward(cache, torch.tensor(prefix))
+    paths: list[list[int]] = []  # token paths of the previous depth's beams
+    parents_slot: list[list[int]] = []  # region columns of each beam's ancestors
+    for d in range(depth):
+        tokens = torch.randint(0, VOCAB, (width,), generator=g).tolist()
+        region = width * (d + 1)
+        mask = torch.zeros(width, region, dtype=torch.bool)
+        new_paths, new_slots = [], []
+        for j in range(width):
+            parent = int(torch.randint(0, width, (1,), generator=g)) if d else -1
+            anc = parents_slot[parent] if d else []
+            cols = anc + [width * d + j]
+            mask[j, cols] = True
+            new_slots.append(cols)
+            new_paths.append((paths[parent] if d else []) + [tokens[j]])
+        positions = torch.full((width,), len(prefix) + d)
+        got = model.forward(cache, torch.tensor(tokens), positions=positions, tree_mask=mask)
+        for j in range(width):
+            expected = ref_logits(ref, prefix + new_paths[j])[-1]
+            torch.testing.assert_close(got[j], expected, atol=ATOL, rtol=0, msg=f"depth {d} beam {j}")
+        paths, parents_slot = new_paths, new_slots

@@ -77,6 +77,8 @@ at::Tensor LlamaModel::hidden_states(KVCache& cache, const at::Tensor& tokens, c
   const auto& c = config_;
   const int64_t T = tokens.size(0), start = cache.length;
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+  // Slots before `visible` are seen by every new token; the mask rules the rest.
+  const int64_t visible = start + T - (tree_mask.defined() ? tree_mask.size(1) : T);
   at::Tensor x = embed_.index_select(0, tokens);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[l];
@@ -89,7 +91,7 @@ at::Tensor LlamaModel::hidden_states(KVCache& cache, const at::Tensor& tokens, c
     at::Tensor kc = cache.k[l], vc = cache.v[l];
     kc.narrow(0, start, T).copy_(k);
     vc.narrow(0, start, T).copy_(v);
-    at::Tensor a = ops::tree_attention(q, kc, vc, start, tree_mask, scale);
+    at::Tensor a = ops::tree_attention(q, kc, vc, visible, tree_mask, scale);
     x.add_(ops::linear(a, L.wo, L.bo));
     h = ops::rms_norm(x, L.mlp_norm, c.rms_norm_eps);
     at::Tensor g = ops::silu_mul(ops::linear(h, L.w_gate, L.b_gate), ops::linear(h, L.w_up, L.b_up));

@@ -80,10 +80,13 @@ at::Tensor Model::forward(KVCache& cache, const at::Tensor& tokens_in, const at:
 
   at::Tensor mask;
   if (tree_mask_in.defined()) {
-    if (tree_mask_in.dim() != 2 || tree_mask_in.size(0) != T || tree_mask_in.size(1) != T)
-      bad("tree_mask must be [T, T] with T = " + std::to_string(T));
+    if (tree_mask_in.dim() != 2 || tree_mask_in.size(0) != T || tree_mask_in.size(1) < T ||
+        tree_mask_in.size(1) > cache.length + T)
+      bad("tree_mask must be [T, M] with T = " + std::to_string(T) + " and T <= M <= cache.length + T");
     mask = tree_mask_in.to(at::TensorOptions().dtype(at::kBool).device(device_)).contiguous();
-    if (!mask.diagonal().all().item<bool>()) bad("tree_mask must let every token attend to itself (diagonal true)");
+    const int64_t M = mask.size(1);
+    if (!mask.narrow(1, M - T, T).diagonal().all().item<bool>())
+      bad("tree_mask must let every token attend to itself (diagonal of its last T columns true)");
   }
 
   at::Tensor rows;

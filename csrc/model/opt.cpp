@@ -70,6 +70,8 @@ at::Tensor OptModel::hidden_states(KVCache& cache, const at::Tensor& tokens, con
   constexpr double kEps = 1e-5;  // OPT's LayerNorms use torch's default epsilon
   const int64_t T = tokens.size(0), start = cache.length;
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+  // Slots before `visible` are seen by every new token; the mask rules the rest.
+  const int64_t visible = start + T - (tree_mask.defined() ? tree_mask.size(1) : T);
   at::Tensor x = embed_.index_select(0, tokens);
   if (project_in_.defined()) x = ops::linear(x, project_in_, at::Tensor());
   x.add_(positions_.index_select(0, positions + kPositionOffset));
@@ -83,7 +85,7 @@ at::Tensor OptModel::hidden_states(KVCache& cache, const at::Tensor& tokens, con
     at::Tensor kc = cache.k[l], vc = cache.v[l];
     kc.narrow(0, start, T).copy_(k);
     vc.narrow(0, start, T).copy_(v);
-    at::Tensor a = ops::tree_attention(q, kc, vc, start, tree_mask, scale);
+    at::Tensor a = ops::tree_attention(q, kc, vc, visible, tree_mask, scale);
     x.add_(ops::linear(a, L.wo, L.bo));
     if (!before) x = ops::layer_norm(x, L.ln1_w, L.ln1_b, kEps);
     h = before ? ops::layer_norm(x, L.ln2_w, L.ln2_b, kEps) : x;

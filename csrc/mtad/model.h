@@ -34,8 +34,10 @@ class Model {
   // Runs T new tokens against `cache`.
   //   tokens:     int64 [T], each in [0, vocab_size)
   //   positions:  int64 [T], the position of each token (prefix length + depth for a tree)
-  //   tree_mask:  bool [T, T] or undefined; row i says which new tokens token i attends
-  //               to (every token also sees all of [0, cache.length)). Undefined: causal.
+  //   tree_mask:  bool [T, M] or undefined (causal). It rules the last M slots: the M - T
+  //               newest cached slots (tree nodes of earlier calls) and then the T new
+  //               tokens; row i says which of them token i attends to. Every slot before
+  //               them, the committed prefix, is always attended. M = T: a tree of new tokens.
   //   logit_rows: int64 [R] or undefined; which of the T rows to return logits for.
   // Writes the new K/V at [cache.length, cache.length + T) and advances cache.length.
   // Returns float32 logits [R, vocab_size] (R = T when logit_rows is undefined).

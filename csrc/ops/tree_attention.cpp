@@ -17,25 +17,26 @@ at::Tensor tree_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   TORCH_CHECK(k.size(2) == D, "tree_attention: q has head dim ", D, " but k has ", k.size(2));
   TORCH_CHECK(D <= 256, "tree_attention: head dim ", D, " is above the supported 256");
   TORCH_CHECK(H % KVH == 0, "tree_attention: ", H, " query heads are not a multiple of ", KVH, " kv heads");
-  TORCH_CHECK(prefix >= 0 && prefix + T <= k.size(0), "tree_attention: prefix ", prefix, " + ", T,
-              " new tokens exceed the cache's ", k.size(0), " slots");
+  const int64_t M = mask.defined() ? mask.size(-1) : T;
   if (mask.defined()) {
-    TORCH_CHECK(mask.scalar_type() == at::kBool && mask.dim() == 2 && mask.size(0) == T && mask.size(1) == T &&
+    TORCH_CHECK(mask.scalar_type() == at::kBool && mask.dim() == 2 && mask.size(0) == T && M >= T &&
                     mask.device() == q.device() && mask.is_contiguous(),
-                "tree_attention: mask must be a contiguous bool [T, T] on the device of q");
+                "tree_attention: mask must be a contiguous bool [T, M >= T] on the device of q");
   }
+  TORCH_CHECK(prefix >= 0 && prefix + M <= k.size(0), "tree_attention: prefix ", prefix, " + ", M,
+              " masked slots exceed the cache's ", k.size(0), " slots");
   at::Tensor qc = q.contiguous();
   at::Tensor out = at::empty({T, H * D}, q.options());
   const bool* m = mask.defined() ? mask.data_ptr<bool>() : nullptr;
   if (cpu_f32(q)) {
     cpu::tree_attention_f32(qc.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), m,
-                            out.data_ptr<float>(), T, H, KVH, D, prefix, float(scale));
+                            out.data_ptr<float>(), T, M, H, KVH, D, prefix, float(scale));
     return out;
   }
 #ifdef MTAD_WITH_CUDA
   if (q.is_cuda()) {
     const c10::cuda::CUDAGuard guard(q.device());
-    cuda::tree_attention(cuda_dtype(q), qc.data_ptr(), k.data_ptr(), v.data_ptr(), m, out.data_ptr(), T, H, KVH,
+    cuda::tree_attention(cuda_dtype(q), qc.data_ptr(), k.data_ptr(), v.data_ptr(), m, out.data_ptr(), T, M, H, KVH,
                          D, prefix, float(scale), stream_of(q));
     return out;
   }

@@ -1,8 +1,10 @@
 // Attention of T new tokens against a token-major cache layer under a tree mask.
 //   q:        [T, H, D]
-//   k, v:     [C, KVH, D], the new tokens' rows already written at [prefix, prefix + T)
-//   mask:     bool [T, T] or undefined (causal); token i attends to every cached slot
-//             before `prefix` and to new token j where mask[i][j].
+//   k, v:     [C, KVH, D], the new tokens' rows already written at [prefix + M - T, prefix + M)
+//   mask:     bool [T, M] or undefined (causal, M = T). Token i attends to every slot before
+//             `prefix` and to slot prefix + j where mask[i][j]. The masked region holds the
+//             new tokens last, after any tree nodes cached by earlier calls (the draft's
+//             beams run depth by depth as rows of one tree).
 // Returns [T, H * D]. H must be a multiple of KVH (grouped-query attention).
 #pragma once
 #include <ATen/core/Tensor.h>
@@ -12,6 +14,6 @@ at::Tensor tree_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
                           const at::Tensor& mask, double scale);
 namespace cpu {
 void tree_attention_f32(const float* q, const float* k, const float* v, const bool* mask, float* out, int64_t T,
-                        int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale);
+                        int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale);
 }
 }  // namespace mtad::ops

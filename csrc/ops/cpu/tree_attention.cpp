@@ -11,9 +11,9 @@
 namespace mtad::ops::cpu {
 
 void tree_attention_f32(const float* q, const float* k, const float* v, const bool* mask, float* out, int64_t T,
-                        int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale) {
+                        int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale) {
   const int64_t group = H / KVH;
-  const int64_t L = prefix + T;
+  const int64_t L = prefix + M;
   // One task per (query, head); the key rows are read in place from the cache.
   at::parallel_for(0, T * H, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(L);
@@ -24,7 +24,7 @@ void tree_attention_f32(const float* q, const float* k, const float* v, const bo
       float mx = -std::numeric_limits<float>::infinity();
       for (int64_t s = 0; s < L; ++s) {
         const int64_t j = s - prefix;
-        const bool allowed = j < 0 || (mask ? mask[t * T + j] : j <= t);
+        const bool allowed = j < 0 || (mask ? mask[t * M + j] : j <= t);
         if (!allowed) {
           scores[s] = -std::numeric_limits<float>::infinity();
           continue;

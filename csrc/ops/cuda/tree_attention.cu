@@ -24,9 +24,9 @@ struct AttnParams {
   const Scalar* q;
   const Scalar* k;
   const Scalar* v;
-  const bool* mask;  // [tokens, tokens] or null (causal)
+  const bool* mask;  // [tokens, region] or null (causal, region == tokens)
   Scalar* out;
-  int64_t tokens, heads, kv_heads, head_dim, prefix;
+  int64_t tokens, region, heads, kv_heads, head_dim, prefix;
   float scale;
 };
 
@@ -59,9 +59,9 @@ __global__ void __launch_bounds__(kWarps * 32) tree_attention_kernel(const AttnP
       qr[c] = d < D ? to_float(p.q[row * D + d]) : 0.f;  // q [T, H, D]: row = t * H + h
       acc[c] = 0.f;
     }
-    const bool* mrow = p.mask != nullptr ? p.mask + t * p.tokens : nullptr;
+    const bool* mrow = p.mask != nullptr ? p.mask + t * p.region : nullptr;
     // Causal (no mask): new tokens after t are never attended, so stop the scan there.
-    const int64_t end = p.prefix + (mrow != nullptr ? p.tokens : t + 1);
+    const int64_t end = p.prefix + (mrow != nullptr ? p.region : t + 1);
 
     float m = -INFINITY;  // running max of this warp's scores
     float l = 0.f;        // running sum of exp(score - m)
@@ -180,16 +180,16 @@ void launch_typed(const AttnParams<Scalar>& p, int warps, unsigned blocks, cudaS
 }  // namespace
 
 void tree_attention(DType dt, const void* q, const void* k, const void* v, const bool* mask, void* out,
-                    int64_t T, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale,
+                    int64_t T, int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale,
                     cudaStream_t stream) {
   const char* op = "tree_attention";
-  if (T < 0 || H < 0 || KVH < 0 || D < 0 || prefix < 0) fail(op, "negative size");
+  if (T < 0 || M < T || H < 0 || KVH < 0 || D < 0 || prefix < 0) fail(op, "negative size or region < tokens");
   if (T == 0 || H == 0 || D == 0) return;  // empty output
   if (KVH == 0 || H % KVH != 0) fail(op, "query heads must be a positive multiple of kv heads");
   if (D > kMaxHeadDim) fail(op, "head dim " + std::to_string(D) + " exceeds the supported maximum of 256");
 
   const int64_t rows = T * H;
-  const int64_t slots = prefix + T;  // most slots one row scans
+  const int64_t slots = prefix + M;  // most slots one row scans
   // Short scans: few warps (less idle merge work). Long scans: more warps per block, the
   // most when there are too few (token, head) blocks to fill the GPU (decode).
   const int warps = slots < 256 ? 4 : (rows >= 512 ? 8 : 16);
@@ -198,7 +198,7 @@ void tree_attention(DType dt, const void* q, const void* k, const void* v, const
   dispatch_dtype(dt, op, [&](auto tag) {
     using Scalar = typename decltype(tag)::type;
     const AttnParams<Scalar> p{static_cast<const Scalar*>(q), static_cast<const Scalar*>(k),
-                               static_cast<const Scalar*>(v), mask, static_cast<Scalar*>(out), T, H, KVH, D,
+                               static_cast<const Scalar*>(v), mask, static_cast<Scalar*>(out), T, M, H, KVH, D,
                                prefix, scale};
     launch_typed(p, warps, blocks, stream);
   });
