@@ -3,13 +3,16 @@
 
 #include <optional>
 
+#include "mtad/decoder.h"
 #include "mtad/errors.h"
 #include "mtad/model.h"
 #include "ops/activations.h"
+#include "ops/beam_step.h"
 #include "ops/kv_compact.h"
 #include "ops/linear.h"
 #include "ops/norms.h"
 #include "ops/rope.h"
+#include "ops/sampling.h"
 #include "ops/tree_attention.h"
 #include "ops/verify.h"
 
@@ -44,6 +47,60 @@ py::dict config_dict(const mtad::ModelConfig& c) {
     d["word_embed_proj_dim"] = c.word_embed_proj_dim;
   }
   return d;
+}
+
+py::dict stats_dict(const mtad::StepStats& s) {
+  py::dict d;
+  d["emitted"] = s.emitted;
+  d["drafted"] = s.drafted;
+  d["accepted"] = s.accepted;
+  d["target_forwards"] = s.target_forwards;
+  d["draft_forwards"] = s.draft_forwards;
+  d["draft_s"] = s.draft_s;
+  d["verify_s"] = s.verify_s;
+  d["rollback_s"] = s.rollback_s;
+  d["other_s"] = s.other_s;
+  return d;
+}
+
+void bind_decoder(py::module_& m) {
+  using mtad::Decoder;
+  py::class_<Decoder>(m, "Decoder",
+                      "One decoding step of a method (ar, sps, mtad, mtad-tree) per call; see "
+                      "algorithms.md for the semantics.")
+      .def(py::init([](Model& target, Model* draft, const std::string& method, double temperature, int64_t top_k,
+                       double top_p, std::optional<double> draft_temperature, std::optional<int64_t> draft_top_k,
+                       std::optional<double> draft_top_p, int64_t gamma, int64_t width, double tau,
+                       bool with_replacement, int64_t seed, int64_t capacity) {
+             mtad::DecodeConfig c;
+             c.method = mtad::parse_method(method);
+             c.target = {temperature, top_k, top_p};
+             c.draft = {draft_temperature.value_or(temperature), draft_top_k.value_or(top_k),
+                        draft_top_p.value_or(top_p)};
+             c.gamma = gamma;
+             c.width = width;
+             c.tau = tau;
+             c.with_replacement = with_replacement;
+             c.seed = static_cast<uint64_t>(seed);
+             return std::make_unique<Decoder>(target, draft, c, capacity);
+           }),
+           py::arg("target"), py::arg("draft") = nullptr, py::arg("method") = "ar", py::arg("temperature") = 1.0,
+           py::arg("top_k") = 10, py::arg("top_p") = 0.9, py::arg("draft_temperature") = py::none(),
+           py::arg("draft_top_k") = py::none(), py::arg("draft_top_p") = py::none(), py::arg("gamma") = 4,
+           py::arg("width") = 4, py::arg("tau") = 0.5, py::arg("with_replacement") = false, py::arg("seed") = 0,
+           py::arg("capacity") = 2048,
+           // The decoder holds references to the models: keep them alive as long as it lives.
+           py::keep_alive<1, 2>(), py::keep_alive<1, 3>())
+      .def("start", &Decoder::start, py::arg("prompt"), py::call_guard<py::gil_scoped_release>(),
+           "Start a new sequence from the prompt's token ids.")
+      .def("step", &Decoder::step, py::call_guard<py::gil_scoped_release>(),
+           "Run one step; returns the emitted token ids (at least one).")
+      .def_property_readonly("tokens", &Decoder::tokens, "The committed token ids, prompt included.")
+      .def_property_readonly("last_stats", [](const Decoder& d) { return stats_dict(d.last()); })
+      .def_property_readonly("total_stats", [](const Decoder& d) { return stats_dict(d.total()); })
+      .def_property_readonly("method", [](const Decoder& d) { return mtad::method_name(d.config().method); })
+      .def_property_readonly("target_cache", &Decoder::target_cache, py::return_value_policy::reference_internal)
+      .def_property_readonly("draft_cache", &Decoder::draft_cache, py::return_value_policy::reference_internal);
 }
 
 void register_errors(py::module_& m) {
@@ -85,7 +142,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   py::class_<Model>(m, "Model", "A Llama or OPT model loaded from a Hugging Face folder")
       .def_property_readonly("config", [](const Model& self) { return config_dict(self.config()); })
       .def_property_readonly("device", [](const Model& self) { return self.device().str(); })
-      .def_property_readonly("dtype", [](const Model& self) { return std::string(c10::toString(self.dtype())); })
+      .def_property_readonly("dtype", [](const Model& self) { return std::string(c10::toString(self.dtype())); },
+                             "dtype of activations and the KV cache")
+      .def_property_readonly("weight_dtype",
+                             [](const Model& self) { return std::string(c10::toString(self.weight_dtype())); },
+                             "dtype the weight matrices are stored in")
       .def("new_cache", &Model::new_cache, py::arg("capacity"), "A KV cache holding up to `capacity` tokens.")
       .def(
           "forward",
@@ -101,6 +162,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           "last M slots (earlier tree nodes, then the T new tokens; default causal); logit_rows:\n"
           "int64 [R] (default all rows).");
 
+  bind_decoder(m);
+
   m.def(
       "load_model",
       [](const std::string& path, const std::string& device, const std::string& dtype, bool mmap) {
@@ -109,8 +172,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       },
       py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "auto", py::arg("mmap") = false,
       "Load a Llama or OPT model folder (config.json + safetensors).\n"
-      "dtype: auto (float32 on the CPU, the checkpoint's half type on a GPU), float32, float16,\n"
-      "bfloat16. mmap: on the CPU, run from the file mapping without copying (default: copy\n"
+      "dtype: auto, float32, float16 or bfloat16. On a GPU the run dtype (auto: the checkpoint's\n"
+      "half type). On the CPU compute is float32 and dtype is the storage of the weight matrices\n"
+      "(auto = float32; float16/bfloat16 halve the bytes each decode step reads). mmap: on the CPU, run from the file mapping without copying (default: copy\n"
       "into huge-page memory, which decodes faster).");
 
   auto ops = m.def_submodule("ops", "The engine's fused kernels on plain tensors");
@@ -132,6 +196,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   ops.def("silu_mul", &mtad::ops::silu_mul, py::arg("gate"), py::arg("up"));
   ops.def("relu_", [](at::Tensor x) { mtad::ops::relu_(x); }, py::arg("x"));
   // [pybind: sampling, beam_step]
+  ops.def("normalize", &mtad::ops::normalize, py::arg("logits"), py::arg("temperature"), py::arg("top_k"),
+          py::arg("top_p"),
+          "Log-probabilities [R, V] from logits [R, V] (algorithms.md section 0), -inf for removed tokens.");
+  ops.def("sample", &mtad::ops::sample, py::arg("logprobs"), py::arg("seed"), py::arg("offset"),
+          "One token per row (int64 [R]); row r draws u = rng(seed, offset + r).");
+  ops.def("beam_step", &mtad::ops::beam_step, py::arg("logits"), py::arg("scores"), py::arg("width"),
+          py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("with_replacement"), py::arg("seed"),
+          py::arg("offset"),
+          "One MTAD draft beam step (algorithms.md 3.1). Returns (parent, token, token_logprob, score),\n"
+          "each [M], by descending joint score; scores renormalised over the M chosen.");
   // [pybind: verify, sps_accept, kv_compact]
   ops.def("verify", [](const at::Tensor& target_logits, const at::Tensor& parents, const at::Tensor& tokens,
                        const at::Tensor& best_lq, double tau, double temperature, int64_t top_k, double top_p,
@@ -169,6 +243,18 @@ TORCH_LIBRARY(mtad, m) {
           return mtad::ops::tree_attention(q, k, v, prefix, opt(mask), scale);
         });
   // [torch.library: sampling, beam_step]
+  m.def("normalize(Tensor logits, float temperature, int top_k, float top_p) -> Tensor", &mtad::ops::normalize);
+  m.def("sample(Tensor logprobs, int seed, int offset) -> Tensor",
+        [](const at::Tensor& logprobs, int64_t seed, int64_t offset) {
+          return mtad::ops::sample(logprobs, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
+        });
+  m.def("beam_step(Tensor logits, Tensor scores, int width, float temperature, int top_k, float top_p, "
+        "bool with_replacement, int seed, int offset) -> (Tensor, Tensor, Tensor, Tensor)",
+        [](const at::Tensor& logits, const at::Tensor& scores, int64_t width, double temperature, int64_t top_k,
+           double top_p, bool with_replacement, int64_t seed, int64_t offset) {
+          return mtad::ops::beam_step(logits, scores, width, temperature, top_k, top_p, with_replacement,
+                                      static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
+        });
   // [torch.library: verify, sps_accept, kv_compact]
   m.def("verify(Tensor target_logits, Tensor parents, Tensor tokens, Tensor best_lq, float tau, float temperature, "
         "int top_k, float top_p, int seed, int offset) -> (int, int, Tensor, int, Tensor)",

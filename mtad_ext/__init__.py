@@ -8,6 +8,7 @@ import torch  # noqa: F401  (loads libtorch before the extension)
 
 from ._C import (
     ConfigError,
+    Decoder,
     FormatError,
     InputError,
     KVCache,
@@ -20,6 +21,7 @@ from ._C import (
 
 __all__ = [
     "ConfigError",
+    "Decoder",
     "FormatError",
     "InputError",
     "KVCache",

@@ -137,3 +137,22 @@ def test_tree_grown_depth_by_depth(name, tiny_root):
             expected = ref_logits(ref, prefix + new_paths[j])[-1]
             torch.testing.assert_close(got[j], expected, atol=ATOL, rtol=0, msg=f"depth {d} beam {j}")
         paths, parents_slot = new_paths, new_slots
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", ["llama_gqa_tied", "llama_mha_untied", "opt_post_ln_proj"])
+def test_half_weights_on_cpu_match(name, dtype, tiny_root):
+    """Matrices kept in half precision and widened in the kernels: the same function as
+    float32 weights holding the same (half-representable) values."""
+    folder = save_tiny(name, dtype, tiny_root)
+    ref = load_reference(folder)
+    model = mtad_ext.load_model(str(folder), dtype=dtype)
+    assert model.weight_dtype == {"float16": "Half", "bfloat16": "BFloat16"}[dtype]
+    assert model.dtype == "Float"
+    ids = torch.randint(0, VOCAB, (40,), generator=torch.Generator().manual_seed(4)).tolist()
+    expected = ref_logits(ref, ids)
+    cache = model.new_cache(64)
+    got = model.forward(cache, torch.tensor(ids[:36]))  # > 32 rows: the blocked prefill path
+    torch.testing.assert_close(got, expected[:36], atol=ATOL, rtol=0)
+    for i in range(36, 40):
+        torch.testing.assert_close(model.forward(cache, torch.tensor([ids[i]]))[0], expected[i], atol=ATOL, rtol=0)

@@ -31,19 +31,20 @@ at::Tensor rope_inv_freq(const ModelConfig& c, at::Device device) {
   return inv.to(device).contiguous();
 }
 
-LlamaModel::LlamaModel(const ModelConfig& c, WeightLoader& w, at::Device device, at::ScalarType dtype)
-    : Model(c, device, dtype) {
+LlamaModel::LlamaModel(const ModelConfig& c, WeightLoader& w, at::Device device, at::ScalarType dtype,
+                       at::ScalarType weight_dtype)
+    : Model(c, device, dtype, weight_dtype) {
   const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t QD = c.num_heads * c.head_dim, KD = c.num_kv_heads * c.head_dim;
-  embed_ = w.take("model.embed_tokens.weight", {V, H});
+  embed_ = w.take_matrix("model.embed_tokens.weight", {V, H});
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     Layer L;
     L.attn_norm = w.take(p + "input_layernorm.weight", {H});
-    L.wq = w.take(p + "self_attn.q_proj.weight", {QD, H});
-    L.wk = w.take(p + "self_attn.k_proj.weight", {KD, H});
-    L.wv = w.take(p + "self_attn.v_proj.weight", {KD, H});
-    L.wo = w.take(p + "self_attn.o_proj.weight", {H, QD});
+    L.wq = w.take_matrix(p + "self_attn.q_proj.weight", {QD, H});
+    L.wk = w.take_matrix(p + "self_attn.k_proj.weight", {KD, H});
+    L.wv = w.take_matrix(p + "self_attn.v_proj.weight", {KD, H});
+    L.wo = w.take_matrix(p + "self_attn.o_proj.weight", {H, QD});
     if (c.attention_bias) {
       L.bq = w.take(p + "self_attn.q_proj.bias", {QD});
       L.bk = w.take(p + "self_attn.k_proj.bias", {KD});
@@ -51,9 +52,9 @@ LlamaModel::LlamaModel(const ModelConfig& c, WeightLoader& w, at::Device device,
       L.bo = w.take(p + "self_attn.o_proj.bias", {H});
     }
     L.mlp_norm = w.take(p + "post_attention_layernorm.weight", {H});
-    L.w_gate = w.take(p + "mlp.gate_proj.weight", {F, H});
-    L.w_up = w.take(p + "mlp.up_proj.weight", {F, H});
-    L.w_down = w.take(p + "mlp.down_proj.weight", {H, F});
+    L.w_gate = w.take_matrix(p + "mlp.gate_proj.weight", {F, H});
+    L.w_up = w.take_matrix(p + "mlp.up_proj.weight", {F, H});
+    L.w_down = w.take_matrix(p + "mlp.down_proj.weight", {H, F});
     if (c.mlp_bias) {
       L.b_gate = w.take(p + "mlp.gate_proj.bias", {F});
       L.b_up = w.take(p + "mlp.up_proj.bias", {F});
@@ -67,7 +68,7 @@ LlamaModel::LlamaModel(const ModelConfig& c, WeightLoader& w, at::Device device,
     lm_head_ = embed_;
     w.ignore("lm_head.weight");  // some checkpoints store the tied copy as well
   } else {
-    lm_head_ = w.take("lm_head.weight", {V, H});
+    lm_head_ = w.take_matrix("lm_head.weight", {V, H});
   }
   inv_freq_ = rope_inv_freq(c, device);
 }
@@ -79,7 +80,7 @@ at::Tensor LlamaModel::hidden_states(KVCache& cache, const at::Tensor& tokens, c
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   // Slots before `visible` are seen by every new token; the mask rules the rest.
   const int64_t visible = start + T - (tree_mask.defined() ? tree_mask.size(1) : T);
-  at::Tensor x = embed_.index_select(0, tokens);
+  at::Tensor x = embed_.index_select(0, tokens).to(dtype_);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[l];
     at::Tensor h = ops::rms_norm(x, L.attn_norm, c.rms_norm_eps);

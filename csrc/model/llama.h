@@ -10,7 +10,8 @@ namespace mtad {
 
 class LlamaModel final : public Model {
  public:
-  LlamaModel(const ModelConfig& config, WeightLoader& w, at::Device device, at::ScalarType dtype);
+  LlamaModel(const ModelConfig& config, WeightLoader& w, at::Device device, at::ScalarType dtype,
+             at::ScalarType weight_dtype);
 
  protected:
   at::Tensor hidden_states(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,

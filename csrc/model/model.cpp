@@ -120,15 +120,15 @@ std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& opt
   if (!device.is_cpu() && !device.is_cuda())
     throw InputError("device '" + options.device + "': mtad runs on cpu and cuda");
   WeightFolder folder(dir);
-  const at::ScalarType dtype = run_dtype(options, device, folder);
-  if (device.is_cpu() && dtype != at::kFloat)
-    throw InputError("dtype " + options.dtype + " on the CPU: the CPU path runs float32");
-  WeightLoader loader(folder, device, dtype, options.mmap);
+  const at::ScalarType weight_dtype = run_dtype(options, device, folder);
+  // The CPU computes in float32 whatever the matrices are stored in.
+  const at::ScalarType dtype = device.is_cpu() ? at::kFloat : weight_dtype;
+  WeightLoader loader(folder, device, dtype, weight_dtype, options.mmap);
   std::unique_ptr<Model> model;
   if (config.arch == Arch::Llama)
-    model = std::make_unique<LlamaModel>(config, loader, device, dtype);
+    model = std::make_unique<LlamaModel>(config, loader, device, dtype, weight_dtype);
   else
-    model = std::make_unique<OptModel>(config, loader, device, dtype);
+    model = std::make_unique<OptModel>(config, loader, device, dtype, weight_dtype);
   loader.finish();
   return model;
 }

@@ -17,8 +17,9 @@ constexpr int64_t kPositionOffset = 2;
 
 }  // namespace
 
-OptModel::OptModel(const ModelConfig& c, WeightLoader& w, at::Device device, at::ScalarType dtype)
-    : Model(c, device, dtype) {
+OptModel::OptModel(const ModelConfig& c, WeightLoader& w, at::Device device, at::ScalarType dtype,
+                   at::ScalarType weight_dtype)
+    : Model(c, device, dtype, weight_dtype) {
   const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, P = c.word_embed_proj_dim;
   // Hugging Face saves OPTForCausalLM as "model.decoder.*"; original checkpoints use "decoder.*".
   const std::string root = w.has("decoder.embed_tokens.weight") ? "decoder." : "model.decoder.";
@@ -30,28 +31,28 @@ OptModel::OptModel(const ModelConfig& c, WeightLoader& w, at::Device device, at:
   auto bias = [&](const std::string& name, int64_t n) {
     return c.enable_bias ? w.take(name + ".bias", {n}) : at::Tensor();
   };
-  embed_ = w.take(root + "embed_tokens.weight", {V, P});
+  embed_ = w.take_matrix(root + "embed_tokens.weight", {V, P});
   positions_ = w.take(root + "embed_positions.weight", {c.max_position_embeddings + kPositionOffset, H});
   if (P != H) {
-    project_in_ = w.take(root + "project_in.weight", {H, P});
-    project_out_ = w.take(root + "project_out.weight", {P, H});
+    project_in_ = w.take_matrix(root + "project_in.weight", {H, P});
+    project_out_ = w.take_matrix(root + "project_out.weight", {P, H});
   }
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string p = root + "layers." + std::to_string(l) + ".";
     Layer L;
     norm(p + "self_attn_layer_norm", L.ln1_w, L.ln1_b);
-    L.wq = w.take(p + "self_attn.q_proj.weight", {H, H});
+    L.wq = w.take_matrix(p + "self_attn.q_proj.weight", {H, H});
     L.bq = bias(p + "self_attn.q_proj", H);
-    L.wk = w.take(p + "self_attn.k_proj.weight", {H, H});
+    L.wk = w.take_matrix(p + "self_attn.k_proj.weight", {H, H});
     L.bk = bias(p + "self_attn.k_proj", H);
-    L.wv = w.take(p + "self_attn.v_proj.weight", {H, H});
+    L.wv = w.take_matrix(p + "self_attn.v_proj.weight", {H, H});
     L.bv = bias(p + "self_attn.v_proj", H);
-    L.wo = w.take(p + "self_attn.out_proj.weight", {H, H});
+    L.wo = w.take_matrix(p + "self_attn.out_proj.weight", {H, H});
     L.bo = bias(p + "self_attn.out_proj", H);
     norm(p + "final_layer_norm", L.ln2_w, L.ln2_b);
-    L.fc1 = w.take(p + "fc1.weight", {F, H});
+    L.fc1 = w.take_matrix(p + "fc1.weight", {F, H});
     L.b1 = bias(p + "fc1", F);
-    L.fc2 = w.take(p + "fc2.weight", {H, F});
+    L.fc2 = w.take_matrix(p + "fc2.weight", {H, F});
     L.b2 = bias(p + "fc2", H);
     layers_.push_back(std::move(L));
   }
@@ -60,7 +61,7 @@ OptModel::OptModel(const ModelConfig& c, WeightLoader& w, at::Device device, at:
     lm_head_ = embed_;
     w.ignore("lm_head.weight");
   } else {
-    lm_head_ = w.take("lm_head.weight", {V, P});
+    lm_head_ = w.take_matrix("lm_head.weight", {V, P});
   }
 }
 
@@ -72,7 +73,7 @@ at::Tensor OptModel::hidden_states(KVCache& cache, const at::Tensor& tokens, con
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   // Slots before `visible` are seen by every new token; the mask rules the rest.
   const int64_t visible = start + T - (tree_mask.defined() ? tree_mask.size(1) : T);
-  at::Tensor x = embed_.index_select(0, tokens);
+  at::Tensor x = embed_.index_select(0, tokens).to(dtype_);
   if (project_in_.defined()) x = ops::linear(x, project_in_, at::Tensor());
   x.add_(positions_.index_select(0, positions + kPositionOffset));
   const bool before = c.do_layer_norm_before;

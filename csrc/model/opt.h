@@ -11,7 +11,8 @@ namespace mtad {
 
 class OptModel final : public Model {
  public:
-  OptModel(const ModelConfig& config, WeightLoader& w, at::Device device, at::ScalarType dtype);
+  OptModel(const ModelConfig& config, WeightLoader& w, at::Device device, at::ScalarType dtype,
+           at::ScalarType weight_dtype);
 
  protected:
   at::Tensor hidden_states(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,

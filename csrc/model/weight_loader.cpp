@@ -19,18 +19,19 @@ std::string shape_str(c10::IntArrayRef s) {
 
 }  // namespace
 
-WeightLoader::WeightLoader(const WeightFolder& folder, at::Device device, at::ScalarType dtype, bool mmap)
-    : folder_(folder), device_(device), dtype_(dtype) {
+WeightLoader::WeightLoader(const WeightFolder& folder, at::Device device, at::ScalarType dtype,
+                           at::ScalarType matrix_dtype, bool mmap)
+    : folder_(folder), device_(device), dtype_(dtype), matrix_dtype_(matrix_dtype) {
   if (!device.is_cpu() || mmap) return;
   size_t total = 0;
   for (const auto& name : folder.names()) {
     const TensorInfo& info = folder.info(name);
-    total += static_cast<size_t>(c10::multiply_integers(info.shape)) * c10::elementSize(dtype) + 64;
+    total += static_cast<size_t>(c10::multiply_integers(info.shape)) * c10::elementSize(at::kFloat) + 64;
   }
   arena_ = std::make_unique<WeightArena>(total);
 }
 
-at::Tensor WeightLoader::take(const std::string& name, const std::vector<int64_t>& shape) {
+at::Tensor WeightLoader::take_as(const std::string& name, const std::vector<int64_t>& shape, at::ScalarType dtype) {
   const TensorInfo& info = folder_.info(name);  // throws "missing tensor"
   if (info.dtype != "F32" && info.dtype != "F16" && info.dtype != "BF16")
     throw WeightError(folder_.dir() + ": tensor '" + name + "' has dtype " + info.dtype +
@@ -41,12 +42,12 @@ at::Tensor WeightLoader::take(const std::string& name, const std::vector<int64_t
   used_.insert(name);
   at::Tensor src = folder_.get(name);
   if (arena_) {
-    at::Tensor dst = arena_->alloc(src.sizes(), dtype_);
+    at::Tensor dst = arena_->alloc(src.sizes(), dtype);
     dst.copy_(src);
     return dst;
   }
   // .to() returns the mapped tensor itself when dtype and device already match: no copy.
-  return src.to(device_, dtype_).contiguous();
+  return src.to(device_, dtype).contiguous();
 }
 
 at::Tensor WeightLoader::take_optional(const std::string& name, const std::vector<int64_t>& shape) {

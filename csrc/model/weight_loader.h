@@ -18,9 +18,15 @@ class WeightLoader {
  public:
   // mmap: on the CPU, hand out views of the file mapping where the dtype matches (no
   // copy); otherwise weights are copied into a huge-page arena (faster decoding).
-  WeightLoader(const WeightFolder& folder, at::Device device, at::ScalarType dtype, bool mmap);
+  // dtype: norms, biases and tables added to activations; matrix_dtype: weight matrices
+  // and embeddings (they may be half precision on the CPU while activations are float32).
+  WeightLoader(const WeightFolder& folder, at::Device device, at::ScalarType dtype, at::ScalarType matrix_dtype,
+               bool mmap);
 
-  at::Tensor take(const std::string& name, const std::vector<int64_t>& shape);
+  at::Tensor take(const std::string& name, const std::vector<int64_t>& shape) { return take_as(name, shape, dtype_); }
+  at::Tensor take_matrix(const std::string& name, const std::vector<int64_t>& shape) {
+    return take_as(name, shape, matrix_dtype_);
+  }
   // Undefined when the folder lacks the tensor.
   at::Tensor take_optional(const std::string& name, const std::vector<int64_t>& shape);
   // Accepts a tensor the model does not use (e.g. a tied lm_head copy).
@@ -33,6 +39,8 @@ class WeightLoader {
   const WeightFolder& folder_;
   at::Device device_;
   at::ScalarType dtype_;
+  at::ScalarType matrix_dtype_;
+  at::Tensor take_as(const std::string& name, const std::vector<int64_t>& shape, at::ScalarType dtype);
   std::set<std::string> used_;
   std::unique_ptr<WeightArena> arena_;
 };

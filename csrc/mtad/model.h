@@ -13,7 +13,10 @@ namespace mtad {
 
 struct LoadOptions {
   std::string device = "cpu";  // "cpu" or "cuda[:N]"
-  // "auto": float32 on the CPU, the checkpoint's half type (else float16) on a GPU.
+  // On a GPU the run dtype: "auto" = the checkpoint's half type (else float16),
+  // "float16", "bfloat16", "float32". On the CPU, compute is float32 and this is the
+  // storage of the weight matrices: "auto"/"float32", or "float16"/"bfloat16", which
+  // halve the bytes each decode step streams (widened to float32 in the kernels).
   std::string dtype = "auto";
   // CPU only. false (default): copy the weights into huge-page memory, which decodes
   // faster. true: use the file mapping directly where the dtype matches (no copy, the
@@ -27,7 +30,8 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   at::Device device() const { return device_; }
-  at::ScalarType dtype() const { return dtype_; }
+  at::ScalarType dtype() const { return dtype_; }  // activations and KV cache
+  at::ScalarType weight_dtype() const { return weight_dtype_; }  // weight matrices
 
   KVCache new_cache(int64_t capacity) const;
 
@@ -45,8 +49,8 @@ class Model {
                      const at::Tensor& tree_mask, const at::Tensor& logit_rows);
 
  protected:
-  Model(ModelConfig config, at::Device device, at::ScalarType dtype)
-      : config_(std::move(config)), device_(device), dtype_(dtype) {}
+  Model(ModelConfig config, at::Device device, at::ScalarType dtype, at::ScalarType weight_dtype)
+      : config_(std::move(config)), device_(device), dtype_(dtype), weight_dtype_(weight_dtype) {}
 
   // Final hidden states [T, out_dim] of the validated inputs; cache layout checked.
   virtual at::Tensor hidden_states(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
@@ -56,6 +60,7 @@ class Model {
   ModelConfig config_;
   at::Device device_;
   at::ScalarType dtype_;
+  at::ScalarType weight_dtype_;
 };
 
 // Loads config.json and the safetensors weights of a Hugging Face model folder.

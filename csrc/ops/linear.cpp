@@ -6,27 +6,44 @@
 
 namespace mtad::ops {
 
-// Above this many rows the product is compute-bound and the BLAS GEMM wins.
+// Above this many rows a float32 product is compute-bound and the BLAS GEMM wins.
 constexpr int64_t kStreamingMaxRows = 16;
+// Half-precision weights: rows of x per pass of the streaming kernel (the weights are
+// re-read per block, from cache for all but the largest matrices).
+constexpr int64_t kHalfBlockRows = 32;
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   check_float(x, "linear", "x");
-  check_like(w, x, "linear", "w");
+  check_float(w, "linear", "w");
   TORCH_CHECK(x.dim() == 2 && w.dim() == 2, "linear: x must be [T, K] and w [N, K]");
   TORCH_CHECK(x.size(1) == w.size(1), "linear: x has ", x.size(1), " columns but w has ", w.size(1));
+  TORCH_CHECK(w.device() == x.device(), "linear: w is on ", w.device(), " but x is on ", x.device());
+  TORCH_CHECK(w.is_contiguous(), "linear: w must be contiguous");
+  const bool mixed = x.device().is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() != at::kFloat;
+  TORCH_CHECK(mixed || w.scalar_type() == x.scalar_type(), "linear: w has dtype ", w.scalar_type(),
+              " but x has ", x.scalar_type());
   if (b.defined()) {
     check_like(b, x, "linear", "b");
     TORCH_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "linear: b must be [", w.size(0), "]");
   }
   const int64_t T = x.size(0), K = x.size(1), N = w.size(0);
-  if (cpu_f32(x) && T <= kStreamingMaxRows) {
+  if (x.device().is_cpu() && x.scalar_type() == at::kFloat && (mixed || T <= kStreamingMaxRows)) {
     at::Tensor xc = x.contiguous();
     at::Tensor y = at::empty({T, N}, x.options());
-    cpu::linear_f32(xc.data_ptr<float>(), w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
-                    y.data_ptr<float>(), T, K, N);
+    const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+    for (int64_t t0 = 0; t0 < T; t0 += kHalfBlockRows) {
+      const int64_t rows = std::min(kHalfBlockRows, T - t0);
+      const float* xp = xc.data_ptr<float>() + t0 * K;
+      float* yp = y.data_ptr<float>() + t0 * N;
+      switch (w.scalar_type()) {
+        case at::kFloat: cpu::linear_f32(xp, w.data_ptr<float>(), bp, yp, rows, K, N); break;
+        case at::kHalf: cpu::linear_f16(xp, w.data_ptr<at::Half>(), bp, yp, rows, K, N); break;
+        default: cpu::linear_bf16(xp, w.data_ptr<at::BFloat16>(), bp, yp, rows, K, N); break;
+      }
+    }
     return y;
   }
-  // GPU (cuBLAS) and long CPU prefill (MKL) use the vendor GEMM.
+  // GPU (cuBLAS) and long float32 CPU prefill (MKL) use the vendor GEMM.
   return b.defined() ? at::addmm(b, x, w.t()) : at::mm(x, w.t());
 }
 

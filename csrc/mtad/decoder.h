@@ -1,0 +1,85 @@
+// One decoding step of any method over a target (and draft) model: the C++ API a custom
+// runtime drives. Semantics: algorithms.md sections 1-3 and 5.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mtad/model.h"
+
+namespace mtad {
+
+struct SamplingParams {
+  double temperature = 1.0;  // 0: greedy
+  int64_t top_k = 10;        // 0: keep all
+  double top_p = 0.9;        // 0 or 1: keep all
+};
+
+enum class Method { AR, SpS, MTAD, MTADTree };
+// "ar", "sps", "mtad", "mtad-tree"; throws InputError otherwise.
+Method parse_method(const std::string& name);
+std::string method_name(Method m);
+
+struct DecodeConfig {
+  Method method = Method::AR;
+  SamplingParams target;
+  SamplingParams draft;
+  int64_t gamma = 4;              // draft length
+  int64_t width = 4;              // MTAD beam width W
+  double tau = 0.5;               // MTAD acceptance threshold
+  bool with_replacement = false;  // MTAD beam sampling
+  uint64_t seed = 0;
+};
+
+// Counters of one step (or, summed, of a whole generation).
+struct StepStats {
+  int64_t emitted = 0;          // tokens this step appended
+  int64_t drafted = 0;          // draft tokens put before the target
+  int64_t accepted = 0;         // draft tokens the target accepted
+  int64_t target_forwards = 0;
+  int64_t draft_forwards = 0;
+  double draft_s = 0, verify_s = 0, rollback_s = 0, other_s = 0;
+  StepStats& operator+=(const StepStats& o);
+};
+
+class Decoder {
+ public:
+  // `draft` may be null for AR; the models must outlive the decoder. `capacity` is the
+  // longest sequence (prompt + generated) the caches hold.
+  Decoder(Model& target, Model* draft, DecodeConfig config, int64_t capacity);
+
+  // Starts a new sequence with `prompt` (at least one token).
+  void start(const std::vector<int64_t>& prompt);
+  // One step of the configured method: appends the emitted tokens (at least one) to
+  // tokens() and returns them. Throws InputError when the caches would overflow.
+  std::vector<int64_t> step();
+
+  const std::vector<int64_t>& tokens() const { return tokens_; }
+  const StepStats& last() const { return last_; }
+  const StepStats& total() const { return total_; }
+  const DecodeConfig& config() const { return config_; }
+  const KVCache& target_cache() const { return tcache_; }
+  const KVCache* draft_cache() const { return draft_ ? &dcache_ : nullptr; }
+  // Room a step of this method needs beyond the committed tokens.
+  int64_t step_headroom() const;
+
+ private:
+  std::vector<int64_t> step_ar(StepStats& s);
+  std::vector<int64_t> step_sps(StepStats& s);
+  std::vector<int64_t> step_mtad(StepStats& s, bool tree);
+  // Feeds the draft every committed token it has not seen; returns its last logits row.
+  at::Tensor draft_catch_up();
+  uint64_t next_offset() { return (calls_++) << 32; }
+
+  Model& target_;
+  Model* draft_;
+  DecodeConfig config_;
+  KVCache tcache_, dcache_;
+  std::vector<int64_t> tokens_;
+  StepStats last_, total_;
+  uint64_t calls_ = 0;
+};
+
+}  // namespace mtad

@@ -1,0 +1,30 @@
+// One fused draft beam step of MTAD (algorithms.md 3.1): normalise W rows of draft
+// logits, form the joint scores b_j + log s_j(v), choose the next beams.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+
+namespace mtad::ops {
+
+// logits:  float32 [W_in, V], row j = draft logits after beam j
+// scores:  float32 [W_in], the beams' log scores (step 1: one row with score 0); finite,
+//          or -inf for a dead beam (NaN / +inf are rejected)
+// width:   W, how many beams to choose
+// temperature/top_k/top_p: the draft's normalisation; temperature 0 means greedy (top-W
+//          of the joint scores), otherwise sampling from softmax(joint scores):
+//          without replacement = top-W of joint + Gumbel(rng(seed, offset + j * V + v)),
+//          with replacement = W categorical draws with u = rng(seed, offset + i).
+// Returns (parent int64 [M], token int64 [M], token_logprob float32 [M] = log s_parent(token),
+//          score float32 [M] = joint renormalised over the M chosen: joint - logsumexp(chosen joints)),
+// ordered by descending joint score (ties: lower parent, then lower token id). M = W,
+// except greedy or without replacement when fewer than W candidates have a finite score:
+// then M is that count (with replacement: 0 when none has). Greedy ignores
+// with_replacement.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> beam_step(const at::Tensor& logits,
+                                                                     const at::Tensor& scores, int64_t width,
+                                                                     double temperature, int64_t top_k, double top_p,
+                                                                     bool with_replacement, uint64_t seed,
+                                                                     uint64_t offset);
+
+}  // namespace mtad::ops
