@@ -23,57 +23,35 @@ inline float widen(float v) { return v; }
 inline float widen(c10::Half v) { return static_cast<float>(v); }
 inline float widen(c10::BFloat16 v) { return static_cast<float>(v); }
 
-// Four weight rows against one activation row: the rows stay in L1 across all T rows
-// of x, so each weight byte comes from memory once per call.
+// One weight row against one activation row, four independent accumulators.
 template <class W>
-inline void dot4(const W* w, int64_t K, const float* x, float out[4]) {
+inline float dot_row(const W* w, const float* x, int64_t K) {
   int64_t k = 0;
+  float s = 0.f;
 #ifdef MTAD_AVX2
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  for (; k + 8 <= K; k += 8) {
-    const __m256 xv = _mm256_loadu_ps(x + k);
-    a0 = _mm256_fmadd_ps(load8(w + k), xv, a0);
-    a1 = _mm256_fmadd_ps(load8(w + K + k), xv, a1);
-    a2 = _mm256_fmadd_ps(load8(w + 2 * K + k), xv, a2);
-    a3 = _mm256_fmadd_ps(load8(w + 3 * K + k), xv, a3);
+  for (; k + 32 <= K; k += 32) {
+    a0 = _mm256_fmadd_ps(load8(w + k), _mm256_loadu_ps(x + k), a0);
+    a1 = _mm256_fmadd_ps(load8(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+    a2 = _mm256_fmadd_ps(load8(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
+    a3 = _mm256_fmadd_ps(load8(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);
   }
-  out[0] = hsum(a0);
-  out[1] = hsum(a1);
-  out[2] = hsum(a2);
-  out[3] = hsum(a3);
-#else
-  out[0] = out[1] = out[2] = out[3] = 0.f;
+  for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(load8(w + k), _mm256_loadu_ps(x + k), a0);
+  s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 #endif
-  for (; k < K; ++k) {
-    for (int r = 0; r < 4; ++r) out[r] += widen(w[r * K + k]) * x[k];
-  }
-}
-
-template <class W>
-inline float dot1(const W* w, const float* x, int64_t K) {
-  float s = 0.f;
-  for (int64_t k = 0; k < K; ++k) s += widen(w[k]) * x[k];
+  for (; k < K; ++k) s += widen(w[k]) * x[k];
   return s;
 }
 
 template <class W>
 void linear_impl(const float* x, const W* w, const float* b, float* y, int64_t T, int64_t K, int64_t N) {
-  // Split the output features across threads in blocks of four rows.
-  at::parallel_for(0, (N + 3) / 4, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t blk = begin; blk < end; ++blk) {
-      const int64_t n = blk * 4;
-      if (n + 4 <= N) {
-        const W* wr = w + n * K;
-        for (int64_t t = 0; t < T; ++t) {
-          float acc[4];
-          dot4(wr, K, x + t * K, acc);
-          float* yr = y + t * N + n;
-          for (int r = 0; r < 4; ++r) yr[r] = acc[r] + (b ? b[n + r] : 0.f);
-        }
-      } else {
-        for (int64_t nn = n; nn < N; ++nn)
-          for (int64_t t = 0; t < T; ++t) y[t * N + nn] = dot1(w + nn * K, x + t * K, K) + (b ? b[nn] : 0.f);
-      }
+  // Rows in order: each thread reads one sequential stream of weights (what the hardware
+  // prefetcher follows best), and a row stays in L1 while all T activation rows use it.
+  at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      const W* wr = w + n * K;
+      const float bias = b ? b[n] : 0.f;
+      for (int64_t t = 0; t < T; ++t) y[t * N + n] = dot_row(wr, x + t * K, K) + bias;
     }
   });
 }
