@@ -237,6 +237,19 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 TORCH_LIBRARY(mtad, m) {
   m.def("rms_norm(Tensor x, Tensor w, float eps) -> Tensor", &mtad::ops::rms_norm);
   m.def("silu_mul(Tensor gate, Tensor up) -> Tensor", &mtad::ops::silu_mul);
+  m.def("relu_(Tensor(a!) x) -> ()", [](at::Tensor x) { mtad::ops::relu_(x); });
+  m.def("linear(Tensor x, Tensor w, Tensor? b) -> Tensor",
+        [](const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
+          return mtad::ops::linear(x, w, opt(b));
+        });
+  m.def("layer_norm(Tensor x, Tensor? w, Tensor? b, float eps) -> Tensor",
+        [](const at::Tensor& x, const std::optional<at::Tensor>& w, const std::optional<at::Tensor>& b, double eps) {
+          return mtad::ops::layer_norm(x, opt(w), opt(b), eps);
+        });
+  m.def("rope_(Tensor(a!) x, Tensor positions, Tensor inv_freq) -> ()",
+        [](at::Tensor x, const at::Tensor& positions, const at::Tensor& inv_freq) {
+          mtad::ops::rope_(x, positions, inv_freq);
+        });
   m.def("tree_attention(Tensor q, Tensor k, Tensor v, int prefix, Tensor? mask, float scale) -> Tensor",
         [](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t prefix,
            const std::optional<at::Tensor>& mask, double scale) {
