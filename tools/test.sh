@@ -11,6 +11,8 @@ python3 -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 if ! command -v ccache >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq ccache) >/dev/null 2>&1 || echo "note: ccache not installed; building without it"
 fi
+# Paths relative to the checkout in ccache's keys, so that fresh clones hit the cache too.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 # Build requirements first, then the package without build isolation: the extension is
 # compiled against the torch that the tests import, and ccache sees stable paths.
 python3 -m pip install -q "torch==2.13.0" "cmake>=3.22" ninja "nlohmann-json>=3.11" "setuptools>=64" wheel
