@@ -15,7 +15,7 @@ fi
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 # Build requirements first, then the package without build isolation: the extension is
 # compiled against the torch that the tests import, and ccache sees stable paths.
-python3 -m pip install -q "torch==2.13.0" "cmake>=3.22" ninja "nlohmann-json>=3.11" "setuptools>=64" wheel
+python3 -m pip install -q "torch==2.13.0" "cmake>=3.22" ninja "nlohmann-json>=3.11" "setuptools>=77" wheel
 python3 -m pip install -q --no-build-isolation -e ".[test]"
 
 python3 -m ruff check python mtad_ext tests bench tools
