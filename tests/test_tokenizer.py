@@ -98,6 +98,10 @@ def test_special_tokens_match_transformers(tok: Tokenizer, hf_tok: Any) -> None:
     assert tok.token_to_id("<|im_end|>") == 2
     assert tok.id_to_token(1) == "<|im_start|>"
     assert tok.is_special(0) and not tok.is_special(1000)
+    assert tok.pad_token_id == hf_tok.pad_token_id == 2
+    assert tok.get_vocab() == hf_tok.get_vocab()
+    special = {t.content: i for i, t in hf_tok.added_tokens_decoder.items() if t.special}
+    assert len(special) == 17 and tok.special_vocab == special
 
 
 # -- chat templates ------------------------------------------------------------------

@@ -1,19 +1,55 @@
 """mtad: the Python driver of the mtad decoding engine.
 
-Tokenisation, chat templates, sampling parameters, stopping and streaming around the
-native engine (`mtad_ext`), plus a fetcher for the default model.
+Tokenisation, chat templates, sampling parameters, decoding methods (AR, speculative
+sampling, MTAD) with a draft model, stopping and streaming around the native engine
+(`mtad_ext`), plus a fetcher for the default model.
+
+Names are imported on first use, so that `import mtad` (and `mtad --help`) does not load
+torch and the native engine.
 """
 
-from .fetch import FetchError, fetch_default
-from .generate import GenerationResult, Generator, load
-from .tokenizer import StreamDecoder, Tokenizer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "FetchError": ".fetch",
+    "fetch_default": ".fetch",
+    "GenerationResult": ".generate",
+    "Generator": ".generate",
+    "IncompatibleDraftError": ".generate",
+    "MtadGreedyWarning": ".generate",
+    "load": ".generate",
+    "StreamDecoder": ".tokenizer",
+    "Tokenizer": ".tokenizer",
+}
 
 __all__ = [
     "FetchError",
     "GenerationResult",
     "Generator",
+    "IncompatibleDraftError",
+    "MtadGreedyWarning",
     "StreamDecoder",
     "Tokenizer",
     "fetch_default",
     "load",
 ]
+
+if TYPE_CHECKING:
+    from .fetch import FetchError, fetch_default
+    from .generate import GenerationResult, Generator, IncompatibleDraftError, MtadGreedyWarning, load
+    from .tokenizer import StreamDecoder, Tokenizer
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

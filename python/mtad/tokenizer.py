@@ -131,10 +131,11 @@ def _find_chat_template(model_dir: Path, tok_cfg: Mapping[str, Any]) -> str | No
 class Tokenizer:
     """The tokenizer of one model folder.
 
-    Attributes: bos_token_id / eos_token_id (None when absent), eos_token_ids (every id
+    Attributes: bos_token_id / eos_token_id / pad_token_id (None when absent), eos_token_ids (every id
     that ends generation: the tokenizer's EOS plus config.json's and
     generation_config.json's eos_token_id), special_tokens (name -> token string, as
-    transformers' special_tokens_map), chat_template (None when the folder has none).
+    transformers' special_tokens_map), special_vocab (every special token -> id),
+    chat_template (None when the folder has none).
     """
 
     def __init__(self, model_dir: str | Path) -> None:
@@ -180,6 +181,7 @@ class Tokenizer:
         eos = [] if self.eos_token_id is None else [self.eos_token_id]
         eos += _ids(model_cfg.get("eos_token_id")) + _ids(gen_cfg.get("eos_token_id"))
         self.eos_token_ids: frozenset[int] = frozenset(eos)
+        self._pad_token_id = self._special_id("pad_token", model_cfg.get("pad_token_id"))
 
         # Only used by the sentencepiece path: tokenizer.json carries its own post-processor.
         self.add_bos_token = bool(tok_cfg.get("add_bos_token", True))
@@ -216,6 +218,27 @@ class Tokenizer:
         if self._hf is not None:
             return int(self._hf.get_vocab_size(with_added_tokens=True))
         return int(self._sp.GetPieceSize())
+
+    @property
+    def pad_token_id(self) -> int | None:
+        """Id of the pad token (tokenizer files first, config.json's pad_token_id second)."""
+        return self._pad_token_id
+
+    @property
+    def special_vocab(self) -> dict[str, int]:
+        """Every special token (named ones and added tokens marked special) -> its id."""
+        out: dict[str, int] = {}
+        for i in sorted(self._special_ids):
+            tok = self.id_to_token(i)
+            if tok is not None:
+                out[tok] = i
+        return out
+
+    def get_vocab(self) -> dict[str, int]:
+        """The whole vocabulary, added tokens included: token string -> id."""
+        if self._hf is not None:
+            return dict(self._hf.get_vocab(with_added_tokens=True))
+        return {str(self._sp.IdToPiece(i)): i for i in range(self._sp.GetPieceSize())}
 
     @property
     def bos_token(self) -> str | None:

@@ -47,7 +47,7 @@ template <class W>
 void linear_impl(const float* x, const W* w, const float* b, float* y, int64_t T, int64_t K, int64_t N) {
   // Rows in order: each thread reads one sequential stream of weights (what the hardware
   // prefetcher follows best), and a row stays in L1 while all T activation rows use it.
-  at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, N, std::max<int64_t>(16, grain_for(K * T)), [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const W* wr = w + n * K;
       const float bias = b ? b[n] : 0.f;

@@ -1,6 +1,7 @@
 // AVX2 helpers shared by the CPU kernels (with a scalar fallback for other targets).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -9,6 +10,16 @@
 #endif
 
 namespace mtad::ops::cpu {
+
+// Least work (multiply-adds) worth a chunk of its own: below it the fork/join of a
+// parallel region costs more than it saves, and on a busy machine a region whose other
+// thread is descheduled stalls for a whole time slice.
+constexpr int64_t kMinParallelWork = 1 << 16;
+
+// Grain (iterations per chunk) for a parallel loop whose iterations cost `work_per_item`.
+inline int64_t grain_for(int64_t work_per_item) {
+  return work_per_item <= 0 ? 1 : std::max<int64_t>(1, kMinParallelWork / work_per_item);
+}
 
 #ifdef MTAD_AVX2
 inline float hsum(__m256 v) {

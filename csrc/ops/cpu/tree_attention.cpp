@@ -15,7 +15,7 @@ void tree_attention_f32(const float* q, const float* k, const float* v, const bo
   const int64_t group = H / KVH;
   const int64_t L = prefix + M;
   // One task per (query, head); the key rows are read in place from the cache.
-  at::parallel_for(0, T * H, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, T * H, grain_for(2 * L * D), [&](int64_t begin, int64_t end) {
     std::vector<float> scores(L);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t t = task / H, h = task % H, g = h / group;
