@@ -3,6 +3,7 @@
 
 #include <optional>
 
+#include "mtad/aded.h"
 #include "mtad/decoder.h"
 #include "mtad/errors.h"
 #include "mtad/model.h"
@@ -13,6 +14,7 @@
 #include "ops/norms.h"
 #include "ops/rope.h"
 #include "ops/sampling.h"
+#include "ops/tree_accept.h"
 #include "ops/tree_attention.h"
 #include "ops/verify.h"
 
@@ -101,6 +103,244 @@ void bind_decoder(py::module_& m) {
       .def_property_readonly("method", [](const Decoder& d) { return mtad::method_name(d.config().method); })
       .def_property_readonly("target_cache", &Decoder::target_cache, py::return_value_policy::reference_internal)
       .def_property_readonly("draft_cache", &Decoder::draft_cache, py::return_value_policy::reference_internal);
+}
+
+// ---- ADED (algorithms.md 4): the tri-gram table, its parameters, the trie ops --------
+py::dict trie_accept_dict(const mtad::ops::TreeAcceptResult& r) {
+  py::dict d;
+  d["accept_len"] = r.accept_len;
+  d["accept_node"] = r.accept_node;
+  d["path"] = r.path;
+  d["next_token"] = r.next_token;
+  return d;
+}
+
+mtad::MctsReward parse_reward(const std::string& s) {
+  if (s == "table") return mtad::MctsReward::Table;
+  if (s == "public") return mtad::MctsReward::Public;
+  throw mtad::InputError("reward '" + s + "' is not one of table, public");
+}
+
+std::vector<int64_t> ids_of(const at::Tensor& t) {
+  if (t.dim() != 1 || t.scalar_type() != at::kLong) throw mtad::InputError("ids must be a 1-D int64 tensor");
+  const at::Tensor c = t.to(at::kCPU).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+void bind_aded(py::module_& m) {
+  using mtad::AdedParams;
+  using mtad::TrigramTable;
+  using Table = std::shared_ptr<TrigramTable>;
+
+  py::class_<AdedParams>(m, "AdedParams", "ADED parameters (algorithms.md 4), with the documented defaults")
+      .def(py::init([](int64_t max_successors, int64_t window, double increment, double cap, bool adapt,
+                       bool adapt_prompt, int64_t simulations, int64_t depth, double c1, double c2, int64_t paths,
+                       bool extend, int64_t max_nodes, const std::string& reward) {
+             AdedParams p;
+             p.table = {max_successors, window, increment, cap};
+             p.adapt = adapt;
+             p.adapt_prompt = adapt_prompt;
+             p.mcts.simulations = simulations;
+             p.mcts.depth = depth;
+             p.mcts.c1 = c1;
+             p.mcts.c2 = c2;
+             p.mcts.paths = paths;
+             p.mcts.extend = extend;
+             p.mcts.max_nodes = max_nodes;
+             p.mcts.reward = parse_reward(reward);
+             mtad::check_aded_params(p);
+             return p;
+           }),
+           py::kw_only(), py::arg("max_successors") = 12, py::arg("window") = 16, py::arg("increment") = 0.04,
+           py::arg("cap") = 3.0, py::arg("adapt") = true, py::arg("adapt_prompt") = false,
+           py::arg("simulations") = 150, py::arg("depth") = 3,
+           py::arg("c1") = 32.0, py::arg("c2") = 8.0, py::arg("paths") = 24, py::arg("extend") = true,
+           py::arg("max_nodes") = 64, py::arg("reward") = "table")
+      .def_property_readonly("max_successors", [](const AdedParams& p) { return p.table.max_successors; })
+      .def_property_readonly("window", [](const AdedParams& p) { return p.table.window; })
+      .def_property_readonly("increment", [](const AdedParams& p) { return p.table.increment; })
+      .def_property_readonly("cap", [](const AdedParams& p) { return p.table.cap; })
+      .def_property_readonly("adapt", [](const AdedParams& p) { return p.adapt; })
+      .def_property_readonly("adapt_prompt", [](const AdedParams& p) { return p.adapt_prompt; })
+      .def_property_readonly("simulations", [](const AdedParams& p) { return p.mcts.simulations; })
+      .def_property_readonly("depth", [](const AdedParams& p) { return p.mcts.depth; })
+      .def_property_readonly("c1", [](const AdedParams& p) { return p.mcts.c1; })
+      .def_property_readonly("c2", [](const AdedParams& p) { return p.mcts.c2; })
+      .def_property_readonly("paths", [](const AdedParams& p) { return p.mcts.paths; })
+      .def_property_readonly("extend", [](const AdedParams& p) { return p.mcts.extend; })
+      .def_property_readonly("max_nodes", [](const AdedParams& p) { return p.mcts.max_nodes; })
+      .def_property_readonly("reward", [](const AdedParams& p) {
+        return std::string(p.mcts.reward == mtad::MctsReward::Table ? "table" : "public");
+      })
+      .def("__repr__", [](const AdedParams& p) {
+        return "AdedParams(simulations=" + std::to_string(p.mcts.simulations) +
+               ", depth=" + std::to_string(p.mcts.depth) + ", paths=" + std::to_string(p.mcts.paths) +
+               ", max_nodes=" + std::to_string(p.mcts.max_nodes) + ", adapt=" + (p.adapt ? "True" : "False") + ")";
+      });
+
+  py::class_<TrigramTable, Table>(m, "TrigramTable",
+                                  "ADED's adaptive tri-gram table: (a, b) -> {c: value}, rows best first. "
+                                  "Build with add_sequence() + finalize(), or load() a file made by "
+                                  "`mtad build-trigram`.")
+      .def(py::init([](int64_t vocab_size) { return std::make_shared<TrigramTable>(vocab_size); }),
+           py::arg("vocab_size"))
+      .def_static(
+          "build",
+          [](const std::vector<std::vector<int64_t>>& sequences, int64_t vocab_size, int64_t max_successors) {
+            auto t = std::make_shared<TrigramTable>(vocab_size);
+            for (const auto& s : sequences) t->add_sequence(s.data(), static_cast<int64_t>(s.size()));
+            py::gil_scoped_release release;
+            t->finalize(max_successors);
+            return t;
+          },
+          py::arg("sequences"), py::arg("vocab_size"), py::arg("max_successors") = 12,
+          "A table from token-id sequences: tri-gram counts normalised per context, the best "
+          "max_successors kept per context (0: all).")
+      .def_static(
+          "load",
+          [](const std::string& path, std::optional<int64_t> vocab_size, int64_t max_successors) {
+            py::gil_scoped_release release;
+            return std::make_shared<TrigramTable>(TrigramTable::load(path, vocab_size.value_or(-1), max_successors));
+          },
+          py::arg("path"), py::arg("vocab_size") = py::none(), py::arg("max_successors") = 12,
+          "Load a table file; vocab_size: the model's (raises InputError when the file was built for another). "
+          "Raises FormatError for a malformed, truncated, corrupt or other-version file.")
+      .def(
+          "add_sequence",
+          [](TrigramTable& t, const at::Tensor& ids) {
+            const std::vector<int64_t> v = ids_of(ids);
+            const auto lock = t.lock();
+            t.add_sequence(v.data(), static_cast<int64_t>(v.size()));
+          },
+          py::arg("ids"))
+      .def(
+          "add_sequence",
+          [](TrigramTable& t, const std::vector<int64_t>& ids) {
+            const auto lock = t.lock();
+            t.add_sequence(ids.data(), static_cast<int64_t>(ids.size()));
+          },
+          py::arg("ids"), "Count the tri-grams of one token sequence (a document); they become values at finalize().")
+      .def(
+          "finalize",
+          [](TrigramTable& t, int64_t max_successors) {
+            py::gil_scoped_release release;
+            const auto lock = t.lock();
+            t.finalize(max_successors);
+          },
+          py::arg("max_successors") = 12,
+          "Turn the pending counts into rows (count / context total, best max_successors kept; values add to a "
+          "context already present).")
+      .def(
+          "prune",
+          [](TrigramTable& t, int64_t k) {
+            const auto lock = t.lock();
+            t.prune(k);
+          },
+          py::arg("max_successors"))
+      .def(
+          "adapt",
+          [](TrigramTable& t, const std::vector<int64_t>& tokens, int64_t window, double increment, double cap) {
+            const auto lock = t.lock();
+            t.adapt(tokens.data(), static_cast<int64_t>(tokens.size()), {0, window, increment, cap});
+          },
+          py::arg("tokens"), py::arg("window") = 16, py::arg("increment") = 0.04, py::arg("cap") = 3.0,
+          "ADED's adaptation: +increment to every tri-gram in the last `window` tokens, capped at cap.")
+      .def(
+          "add",
+          [](TrigramTable& t, int64_t a, int64_t b, int64_t c, double delta, double cap) {
+            const auto lock = t.lock();
+            t.add(a, b, c, delta, cap);
+          },
+          py::arg("a"), py::arg("b"), py::arg("c"), py::arg("delta"), py::arg("cap") = 3.0)
+      .def(
+          "lookup",
+          [](const TrigramTable& t, int64_t a, int64_t b) {
+            const auto lock = t.lock();
+            std::vector<std::pair<int64_t, float>> out;
+            for (const auto& e : t.row(a, b)) out.emplace_back(e.token, e.value);
+            return out;
+          },
+          py::arg("a"), py::arg("b"), "The row of context (a, b): [(token, value)], best first.")
+      .def(
+          "save",
+          [](const TrigramTable& t, const std::string& path) {
+            py::gil_scoped_release release;
+            const auto lock = t.lock();
+            t.save(path);
+          },
+          py::arg("path"), "Write the table (with its adaptation) to a versioned, checksummed file.")
+      .def(
+          "draft",
+          [](const TrigramTable& t, int64_t a, int64_t b, const AdedParams& p, int64_t seed, int64_t offset) {
+            mtad::MctsStats stats;
+            mtad::DraftTrie trie;
+            {
+              const auto lock = t.lock();
+              trie = mtad::mcts_draft(t, a, b, p.mcts, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
+                                      &stats);
+            }
+            py::dict d;
+            d["parent"] = trie.parent;
+            d["token"] = trie.token;
+            d["depth"] = trie.depth;
+            d["tree_nodes"] = stats.tree_nodes;
+            d["root_visits"] = stats.root_visits;
+            d["rollout_tokens"] = stats.rollout_tokens;
+            return d;
+          },
+          py::arg("a"), py::arg("b"), py::arg("params") = AdedParams{}, py::arg("seed") = 0, py::arg("offset") = 0,
+          "Run ADED's MCTS from the state (a, b); returns the draft trie (parent, token, depth) and search "
+          "counters.")
+      .def_property_readonly("vocab_size", &TrigramTable::vocab_size)
+      .def_property_readonly("num_contexts", [](const TrigramTable& t) {
+        const auto lock = t.lock();
+        return t.num_contexts();
+      })
+      .def_property_readonly("num_entries", [](const TrigramTable& t) {
+        const auto lock = t.lock();
+        return t.num_entries();
+      })
+      .def_property_readonly("pending_trigrams", [](const TrigramTable& t) {
+        const auto lock = t.lock();
+        return t.pending_trigrams();
+      })
+      .def("__len__", [](const TrigramTable& t) {
+        const auto lock = t.lock();
+        return t.num_contexts();
+      })
+      .def("__repr__", [](const TrigramTable& t) {
+        const auto lock = t.lock();
+        return "TrigramTable(vocab_size=" + std::to_string(t.vocab_size()) + ", contexts=" +
+               std::to_string(t.num_contexts()) + ", entries=" + std::to_string(t.num_entries()) + ")";
+      });
+
+  // The Decoder (bound in bind_decoder) gains the ADED hooks.
+  auto dec = py::reinterpret_borrow<py::class_<mtad::Decoder>>(m.attr("Decoder"));
+  dec.def("set_trigram_table", &mtad::Decoder::set_trigram_table, py::arg("table"),
+          "ADED: draft from (and adapt) this table; it persists across prompts and may be shared and saved.")
+      .def_property_readonly("trigram_table", &mtad::Decoder::trigram_table, "ADED: the table in use (else None).")
+      .def_property(
+          "aded_params", [](const mtad::Decoder& d) { return d.config().aded; },
+          [](mtad::Decoder& d, const AdedParams& p) { d.set_aded_params(p); }, "ADED parameters (AdedParams).");
+
+  auto ops = py::reinterpret_borrow<py::module_>(m.attr("ops"));
+  ops.def(
+      "tree_accept",
+      [](const at::Tensor& target, const at::Tensor& parents, const at::Tensor& tokens) {
+        return trie_accept_dict(mtad::ops::tree_accept(target, parents, tokens));
+      },
+      py::arg("target"), py::arg("parents"), py::arg("tokens"),
+      "Greedy acceptance of a draft trie (ADED). target: logits [N + 1, V] or argmax ids int64 [N + 1].\n"
+      "Returns a dict: accept_len, accept_node, path (int64 [accept_len], CPU), next_token.");
+  ops.def(
+      "tree_sample",
+      [](const at::Tensor& logprobs, const at::Tensor& parents, const at::Tensor& tokens, uint64_t seed,
+         uint64_t offset) {
+        return trie_accept_dict(mtad::ops::tree_sample(logprobs, parents, tokens, seed, offset));
+      },
+      py::arg("target_logprobs"), py::arg("parents"), py::arg("tokens"), py::arg("seed"), py::arg("offset"),
+      "Lossless multi-candidate rejection sampling over a draft trie (normalised target log-probs\n"
+      "[N + 1, V]). Returns the same dict as tree_accept.");
 }
 
 void register_errors(py::module_& m) {
@@ -230,6 +470,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     mtad::ops::kv_compact(k, v, prefix, slots);
   }, py::arg("k"), py::arg("v"), py::arg("prefix"), py::arg("slots"),
      "Move the K/V rows at `slots` of every layer to prefix, prefix + 1, ... (in place).");
+
+  bind_aded(m);  // after Decoder and ops exist: it extends both
 }
 
 // The same kernels as torch operators (torch.ops.mtad.*), so another PyTorch runtime can
@@ -289,5 +531,19 @@ TORCH_LIBRARY(mtad, m) {
   m.def("kv_compact(Tensor(a!) k, Tensor(b!) v, int prefix, Tensor slots) -> ()",
         [](at::Tensor k, at::Tensor v, int64_t prefix, const at::Tensor& slots) {
           mtad::ops::kv_compact(k, v, prefix, slots);
+        });
+  // [torch.library: tree_accept, tree_sample (ADED)]
+  m.def("tree_accept(Tensor target, Tensor parents, Tensor tokens) -> (int, int, Tensor, int)",
+        [](const at::Tensor& target, const at::Tensor& parents, const at::Tensor& tokens) {
+          const mtad::ops::TreeAcceptResult r = mtad::ops::tree_accept(target, parents, tokens);
+          return std::make_tuple(r.accept_len, r.accept_node, r.path, r.next_token);
+        });
+  m.def("tree_sample(Tensor target_logprobs, Tensor parents, Tensor tokens, int seed, int offset) -> "
+        "(int, int, Tensor, int)",
+        [](const at::Tensor& logprobs, const at::Tensor& parents, const at::Tensor& tokens, int64_t seed,
+           int64_t offset) {
+          const mtad::ops::TreeAcceptResult r = mtad::ops::tree_sample(
+              logprobs, parents, tokens, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
+          return std::make_tuple(r.accept_len, r.accept_node, r.path, r.next_token);
         });
 }

@@ -7,6 +7,7 @@ that its shared libraries are in place.
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from ._C import (
+    AdedParams,
     ConfigError,
     Decoder,
     FormatError,
@@ -14,12 +15,14 @@ from ._C import (
     KVCache,
     Model,
     MtadError,
+    TrigramTable,
     WeightError,
     load_model,
     ops,
 )
 
 __all__ = [
+    "AdedParams",
     "ConfigError",
     "Decoder",
     "FormatError",
@@ -27,6 +30,7 @@ __all__ = [
     "KVCache",
     "Model",
     "MtadError",
+    "TrigramTable",
     "WeightError",
     "load_model",
     "ops",

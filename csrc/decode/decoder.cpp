@@ -29,7 +29,8 @@ Method parse_method(const std::string& name) {
   if (name == "sps") return Method::SpS;
   if (name == "mtad") return Method::MTAD;
   if (name == "mtad-tree") return Method::MTADTree;
-  throw InputError("method '" + name + "' is not one of ar, sps, mtad, mtad-tree");
+  if (name == "aded") return Method::ADED;
+  throw InputError("method '" + name + "' is not one of ar, sps, mtad, mtad-tree, aded");
 }
 
 std::string method_name(Method m) {
@@ -38,6 +39,7 @@ std::string method_name(Method m) {
     case Method::SpS: return "sps";
     case Method::MTAD: return "mtad";
     case Method::MTADTree: return "mtad-tree";
+    case Method::ADED: return "aded";
   }
   return "?";
 }
@@ -53,11 +55,14 @@ void check_sampling(const SamplingParams& p, const std::string& who) {
 }  // namespace
 
 Decoder::Decoder(Model& target, Model* draft, DecodeConfig config, int64_t capacity)
-    : target_(target), draft_(draft), config_(config) {
+    : target_(target), draft_(config.method == Method::ADED ? nullptr : draft), config_(config) {
   const auto& c = config_;
   check_sampling(c.target, "target");
   check_sampling(c.draft, "draft");
-  if (c.method != Method::AR) {
+  if (c.method == Method::ADED) {
+    check_aded_params(c.aded);
+    trigram_ = std::make_shared<TrigramTable>(target_.config().vocab_size);
+  } else if (c.method != Method::AR) {
     if (draft_ == nullptr) throw InputError("method " + method_name(c.method) + " needs a draft model");
     if (draft_->config().vocab_size != target_.config().vocab_size)
       throw InputError("draft vocabulary (" + std::to_string(draft_->config().vocab_size) +
@@ -79,6 +84,7 @@ int64_t Decoder::step_headroom() const {
     case Method::SpS: return config_.gamma + 1;
     case Method::MTAD: return config_.width * config_.gamma + 1;
     case Method::MTADTree: return config_.width * config_.gamma + 1;
+    case Method::ADED: return config_.aded.mcts.max_nodes + 1;
   }
   return 1;
 }
@@ -123,6 +129,7 @@ std::vector<int64_t> Decoder::step() {
     case Method::SpS: out = step_sps(s); break;
     case Method::MTAD: out = step_mtad(s, false); break;
     case Method::MTADTree: out = step_mtad(s, true); break;
+    case Method::ADED: out = step_aded(s); break;
   }
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.other_s = std::max(0.0, total - s.draft_s - s.verify_s - s.rollback_s);

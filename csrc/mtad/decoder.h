@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mtad/aded.h"
 #include "mtad/model.h"
 
 namespace mtad {
@@ -17,8 +18,8 @@ struct SamplingParams {
   double top_p = 0.9;        // 0 or 1: keep all
 };
 
-enum class Method { AR, SpS, MTAD, MTADTree };
-// "ar", "sps", "mtad", "mtad-tree"; throws InputError otherwise.
+enum class Method { AR, SpS, MTAD, MTADTree, ADED };
+// "ar", "sps", "mtad", "mtad-tree", "aded"; throws InputError otherwise.
 Method parse_method(const std::string& name);
 std::string method_name(Method m);
 
@@ -31,6 +32,7 @@ struct DecodeConfig {
   double tau = 0.5;               // MTAD acceptance threshold
   bool with_replacement = false;  // MTAD beam sampling
   uint64_t seed = 0;
+  AdedParams aded;  // ADED: table adaptation and MCTS (algorithms.md 4)
 };
 
 // Counters of one step (or, summed, of a whole generation).
@@ -65,10 +67,19 @@ class Decoder {
   // Room a step of this method needs beyond the committed tokens.
   int64_t step_headroom() const;
 
+  // ADED: the tri-gram table the decoder drafts from and adapts. It persists across
+  // start() calls; several decoders may share one. The decoder makes an empty table when
+  // none is given. Throws InputError if its vocabulary is not the target's.
+  void set_trigram_table(std::shared_ptr<TrigramTable> table);
+  const std::shared_ptr<TrigramTable>& trigram_table() const { return trigram_; }
+  // Replaces the ADED parameters (validated; a larger node budget shortens the capacity).
+  void set_aded_params(const AdedParams& params);
+
  private:
   std::vector<int64_t> step_ar(StepStats& s);
   std::vector<int64_t> step_sps(StepStats& s);
   std::vector<int64_t> step_mtad(StepStats& s, bool tree);
+  std::vector<int64_t> step_aded(StepStats& s);
   // Feeds the draft every committed token it has not seen; returns its last logits row.
   at::Tensor draft_catch_up();
   uint64_t next_offset() { return (calls_++) << 32; }
@@ -80,6 +91,7 @@ class Decoder {
   std::vector<int64_t> tokens_;
   StepStats last_, total_;
   uint64_t calls_ = 0;
+  std::shared_ptr<TrigramTable> trigram_;  // ADED only
 };
 
 }  // namespace mtad

@@ -208,6 +208,10 @@ def _build_parser() -> argparse.ArgumentParser:
         help="replace OUT_DIR when it already holds files (default: refuse)",
     )  # fmt: skip
 
+    # ADED: `build-trigram` (arguments and implementation live in aded_build.py).
+    from .aded_build import add_build_trigram_parser
+
+    add_build_trigram_parser(sub)
     return parser
 
 
@@ -435,6 +439,15 @@ COMMANDS = {
     "convert": _cmd_convert,
 }
 
+
+# ADED: `build-trigram` (aded_build.py), imported only when run.
+def _cmd_build_trigram(args: argparse.Namespace) -> int:
+    from .aded_build import run_build_trigram
+
+    return run_build_trigram(args)
+
+
+COMMANDS["build-trigram"] = _cmd_build_trigram
 
 
 def main(argv: Sequence[str] | None = None) -> int:
