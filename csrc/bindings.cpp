@@ -133,11 +133,11 @@ void bind_aded(py::module_& m) {
   using Table = std::shared_ptr<TrigramTable>;
 
   py::class_<AdedParams>(m, "AdedParams", "ADED parameters (algorithms.md 4), with the documented defaults")
-      .def(py::init([](int64_t max_successors, int64_t window, double increment, double cap, bool adapt,
+      .def(py::init([](int64_t window, double increment, double cap, bool adapt,
                        bool adapt_prompt, int64_t simulations, int64_t depth, double c1, double c2, int64_t paths,
                        bool extend, int64_t max_nodes, const std::string& reward) {
              AdedParams p;
-             p.table = {max_successors, window, increment, cap};
+             p.table = {window, increment, cap};
              p.adapt = adapt;
              p.adapt_prompt = adapt_prompt;
              p.mcts.simulations = simulations;
@@ -151,12 +151,11 @@ void bind_aded(py::module_& m) {
              mtad::check_aded_params(p);
              return p;
            }),
-           py::kw_only(), py::arg("max_successors") = 12, py::arg("window") = 16, py::arg("increment") = 0.04,
+           py::kw_only(), py::arg("window") = 16, py::arg("increment") = 0.04,
            py::arg("cap") = 3.0, py::arg("adapt") = true, py::arg("adapt_prompt") = false,
            py::arg("simulations") = 150, py::arg("depth") = 3,
            py::arg("c1") = 32.0, py::arg("c2") = 8.0, py::arg("paths") = 24, py::arg("extend") = true,
            py::arg("max_nodes") = 64, py::arg("reward") = "table")
-      .def_property_readonly("max_successors", [](const AdedParams& p) { return p.table.max_successors; })
       .def_property_readonly("window", [](const AdedParams& p) { return p.table.window; })
       .def_property_readonly("increment", [](const AdedParams& p) { return p.table.increment; })
       .def_property_readonly("cap", [](const AdedParams& p) { return p.table.cap; })
@@ -241,7 +240,7 @@ void bind_aded(py::module_& m) {
           "adapt",
           [](TrigramTable& t, const std::vector<int64_t>& tokens, int64_t window, double increment, double cap) {
             const auto lock = t.lock();
-            t.adapt(tokens.data(), static_cast<int64_t>(tokens.size()), {0, window, increment, cap});
+            t.adapt(tokens.data(), static_cast<int64_t>(tokens.size()), {window, increment, cap});
           },
           py::arg("tokens"), py::arg("window") = 16, py::arg("increment") = 0.04, py::arg("cap") = 3.0,
           "ADED's adaptation: +increment to every tri-gram in the last `window` tokens, capped at cap.")

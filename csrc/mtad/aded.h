@@ -12,12 +12,14 @@
 
 namespace mtad {
 
-// Pruning and adaptation of the table.
+// Successors kept per context when a table is finalised or loaded (algorithms.md 4).
+inline constexpr int64_t kDefaultMaxSuccessors = 12;
+
+// Adaptation of the table.
 struct TrigramParams {
-  int64_t max_successors = 12;  // kept per context at load / finalise (0: keep all)
-  int64_t window = 16;          // adaptation looks at the last `window` committed tokens
-  double increment = 0.04;      // added to every tri-gram occurring there (created if absent)
-  double cap = 3.0;             // an adapted value never exceeds this
+  int64_t window = 16;      // adaptation looks at the last `window` committed tokens
+  double increment = 0.04;  // added to every tri-gram occurring there (created if absent)
+  double cap = 3.0;         // an adapted value never exceeds this
 };
 
 enum class MctsReward {
@@ -86,7 +88,7 @@ class TrigramTable {
   // Turns the pending counts into rows: count / context total, the best max_successors
   // kept (0: all), no renormalisation. A context already in the table gets the new values
   // added to its old ones, then is pruned the same way.
-  void finalize(int64_t max_successors = 12);
+  void finalize(int64_t max_successors = kDefaultMaxSuccessors);
   // Keeps the best max_successors of every row (0: no-op).
   void prune(int64_t max_successors);
 
@@ -105,7 +107,8 @@ class TrigramTable {
   // Throws FileNotFound, FormatError (not a table file, wrong version, truncated, bad
   // checksum, inconsistent contents) or InputError (expected_vocab >= 0 and the file was
   // built for another vocabulary). Prunes to max_successors (0: keep all).
-  static TrigramTable load(const std::string& path, int64_t expected_vocab = -1, int64_t max_successors = 12);
+  static TrigramTable load(const std::string& path, int64_t expected_vocab = -1,
+                           int64_t max_successors = kDefaultMaxSuccessors);
 
   std::unique_lock<std::mutex> lock() const { return std::unique_lock<std::mutex>(*mu_); }
 

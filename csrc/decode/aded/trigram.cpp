@@ -98,7 +98,6 @@ void check_aded_params(const AdedParams& p) {
   const auto fail = [](const std::string& what) { throw InputError("aded: " + what); };
   const TrigramParams& t = p.table;
   const MctsParams& m = p.mcts;
-  if (t.max_successors < 0) fail("max_successors must be >= 0 (0 keeps all)");
   if (t.window < 0) fail("window must be >= 0");
   if (!(t.increment >= 0 && std::isfinite(t.increment))) fail("increment must be finite and >= 0");
   if (!(t.cap > 0 && std::isfinite(t.cap))) fail("cap must be finite and > 0");
