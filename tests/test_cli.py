@@ -130,6 +130,60 @@ def test_generate_dtype_and_greedy_defaults(tiny_dirs: dict[str, Path], capsys: 
     assert got["counters"]["tokens_per_target_forward"] == 1.0
 
 
+def test_generate_aded_equals_ar_and_saves_the_table(
+    gen: Generator, tiny_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mtad_ext
+
+    target = str(tiny_dirs["target"])
+    saved = tmp_path / "tables" / "learned.tri"  # the folder is made
+    rc = main(["generate", "the world", "--model", target, "--draft", str(tiny_dirs["draft"]), "--method", "aded",
+               "--max-new-tokens", "30", "--save-table", str(saved)])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    ar = gen.generate(messages=[user("the world")], max_new_tokens=30, method="ar")
+    assert out == ar.text + "\n"
+    assert "--method aded does not use the draft model" in err
+    # The same run through the API (a fresh, empty table) gives the figures the summary shows.
+    api = Generator(gen.model, gen.tokenizer).generate(messages=[user("the world")], max_new_tokens=30, method="aded")
+    m = SUMMARY.match(err.strip().splitlines()[-1])
+    assert m and m.group(3) == "aded", err
+    assert (int(m.group(6)), int(m.group(7))) == (api.counters["accepted"], api.counters["drafted"])
+    assert f"[saved the tri-gram table to {saved}:" in err
+    learned = mtad_ext.TrigramTable.load(str(saved), vocab_size=gen.vocab_size)
+    assert learned.num_entries > 0
+    # The saved table drafts the same text again, with more accepted tokens per pass.
+    rc = main(["generate", "the world", "--model", target, "--method", "aded", "--table", str(saved),
+               "--max-nodes", "8", "--max-new-tokens", "30", "--json"])  # fmt: skip
+    got = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert got["token_ids"] == ar.token_ids and got["method"] == "aded"
+    assert got["counters"]["tokens_per_target_forward"] > api.counters["tokens_per_target_forward"]
+
+
+def test_chat_aded_keeps_one_table_and_saves_it_at_exit(gen: Generator, tiny_dirs: dict[str, Path],
+                                                         tmp_path: Path) -> None:  # fmt: skip
+    import mtad_ext
+
+    saved = tmp_path / "chat.tri"
+    proc = run_cli("chat", "--model", tiny_dirs["target"], "--method", "aded", "--max-new-tokens", "16",
+                   "--save-table", saved, input="the world\nis good\n")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    # The API with one Generator (one table) over the same conversation.
+    api = Generator(gen.model, gen.tokenizer)
+    r1 = api.generate(messages=[user("the world")], max_new_tokens=16, method="aded")
+    history = [user("the world"), {"role": "assistant", "content": r1.text}, user("is good")]
+    r2 = api.generate(messages=history, max_new_tokens=16, method="aded")
+    assert proc.stdout.splitlines() == [r1.text, r2.text]
+    figures = [(int(m.group(6)), int(m.group(7))) for line in proc.stderr.splitlines() if (m := SUMMARY.match(line))]
+    assert figures == [(r.counters["accepted"], r.counters["drafted"]) for r in (r1, r2)]
+    learned = mtad_ext.TrigramTable.load(str(saved), vocab_size=gen.vocab_size, max_successors=0)
+    assert learned.num_entries == api.table.num_entries > 0
+    toks = api.decoder.tokens
+    for a, b in zip(toks, toks[1:], strict=False):
+        assert learned.lookup(a, b) == api.table.lookup(a, b)
+
+
 def test_mtad_at_temperature_zero_warns(tiny_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["generate", "the", "--model", str(tiny_dirs["target"]), "--draft", str(tiny_dirs["draft"]),
                "--method", "mtad-tree", "--max-new-tokens", "4"])  # fmt: skip
@@ -288,7 +342,8 @@ def test_help_explains_every_option_and_its_default() -> None:
     proc = run_cli("generate", "--help")
     assert proc.returncode == 0
     for option in ("--method", "--draft", "--gamma", "--width", "--tau", "--draft-temperature", "--draft-top-k",
-                   "--draft-top-p", "--dtype", "--json", "--stop", "--seed"):  # fmt: skip
+                   "--draft-top-p", "--dtype", "--json", "--stop", "--seed", "--table", "--save-table",
+                   "--simulations", "--depth", "--max-nodes", "--paths", "--adapt-prompt", "--no-adapt"):  # fmt: skip
         assert option in proc.stdout
 
 
@@ -311,6 +366,9 @@ def bad_dirs(tiny_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     (eos_draft / "tokenizer_config.json").write_text(json.dumps(cfg))
     (root / "not.gguf").write_text("plain text\n")
     _gguf_header(root / "gpt2.gguf", "gpt2")
+    import mtad_ext
+
+    mtad_ext.TrigramTable.build([[1, 2, 3, 4]], vocab_size=50).save(str(root / "v50.tri"))
     return {"T": tiny_dirs["target"], "D": tiny_dirs["draft"], "root": root, "bare": bare,
             "no_template": no_template, "eos_draft": eos_draft}  # fmt: skip
 
@@ -341,6 +399,19 @@ ERRORS = [
     (["generate", "hi", "--dtype", "float8"], "argument --dtype: invalid choice: 'float8'"),
     (["generate", "hi", "--method", "beam"], "argument --method: invalid choice: 'beam'"),
     (["generate", "hi", "--model", "{T}", "--no-chat", "--system", "x"], "--system needs the chat template"),
+    (["generate", "hi", "--model", "{T}", "--method", "aded", "--table", "{root}/v50.tri"],
+     "{root}/v50.tri: the tri-gram table was built for a vocabulary of 50 tokens, but the model has 211"),
+    (["chat", "--model", "{T}", "--method", "aded", "--table", "{root}/v50.tri"], "but the model has 211"),
+    (["generate", "hi", "--method", "aded", "--table", "{root}/nope.tri"], "tri-gram table not found: {root}/nope.tri"),
+    (["generate", "hi", "--model", "{T}", "--method", "aded", "--table", "{root}/not.gguf"],
+     "{root}/not.gguf: not a tri-gram table file"),
+    (["generate", "hi", "--table", "{root}/v50.tri"], "--table needs --method aded"),
+    (["chat", "--method", "ar", "--table", "{root}/v50.tri", "--save-table", "x.tri"],
+     "--table and --save-table need --method aded"),
+    (["generate", "hi", "--method", "aded", "--save-table", "{root}"], "is a folder; give a file name"),
+    (["generate", "hi", "--method", "aded", "--depth", "0"], "aded depth must be in [1, 64], got 0"),
+    (["chat", "--method", "aded", "--max-nodes", "5000"], "aded max_nodes must be in [0, 4096], got 5000"),
+    (["generate", "hi", "--method", "aded", "--adapt-prompt", "yes"], "argument --adapt-prompt: invalid choice"),
     (["generate", "hi", "--model", "{T}", "--max-new-tokens", "300"],
      "plus max_new_tokens (300) exceeds the model's context of 256 tokens"),
     (["generate"], "the following arguments are required: PROMPT"),

@@ -15,7 +15,7 @@ from typing import Any
 import mtad
 import pytest
 from conftest import write_tiny_tokenizer
-from mtad.generate import Generator, IncompatibleDraftError, MtadGreedyWarning
+from mtad.generate import AdedOptions, Generator, IncompatibleDraftError, MtadGreedyWarning
 from mtad.tokenizer import Tokenizer
 
 METHODS = ["ar", "sps", "mtad", "mtad-tree"]
@@ -371,3 +371,198 @@ def test_smollm2_mtad_sampled_stream(smol: Generator) -> None:
     assert streamed.token_ids == result.token_ids
     assert result.text.strip() == smol.tokenizer.decode(result.token_ids, skip_special_tokens=True).strip()
     assert result.counters["accepted"] > 0
+
+
+# -- ADED: a tri-gram table instead of a draft model --------------------------------------
+
+
+def _fresh(gen: Generator, **kw: Any) -> Generator:
+    """A Generator over the tiny target with its own tri-gram table (none is shared)."""
+    return Generator(gen.model, gen.tokenizer, **kw)
+
+
+def _table_file(gen: Generator, path: Path, texts: list[list[int]]) -> Path:
+    """A table file from token sequences plus random noise (drafts that are partly right)."""
+    import torch
+
+    import mtad_ext
+
+    g = torch.Generator().manual_seed(0)
+    noise = [torch.randint(0, gen.vocab_size, (300,), generator=g).tolist() for _ in range(4)]
+    mtad_ext.TrigramTable.build([*texts, *noise], vocab_size=gen.vocab_size).save(str(path))
+    return path
+
+
+@pytest.mark.parametrize("aded", [None, {"max_nodes": 6, "paths": 4}], ids=["defaults", "small-budget"])
+@pytest.mark.parametrize("source", ["empty", "file"])
+def test_greedy_aded_equals_greedy_ar(gen: Generator, tmp_path: Path, source: str, aded: dict | None) -> None:
+    ar = gen.generate(messages=CHAT, max_new_tokens=40, method="ar")
+    table = None
+    if source == "file":
+        # Another prompt's greedy text: right for some contexts, wrong for others.
+        other = gen.generate(prompt="of the people", max_new_tokens=40, method="ar")
+        table = _table_file(gen, tmp_path / "t.tri", [other.token_ids])
+    g = _fresh(gen, table=table)
+    result = g.generate(messages=CHAT, max_new_tokens=40, method="aded", aded=aded)
+    pieces, streamed = _stream(g, messages=CHAT, max_new_tokens=40, method="aded", aded=aded)
+    for r in (result, streamed):
+        assert r.token_ids == ar.token_ids and r.text == ar.text
+        assert r.method == "aded"
+        c = r.counters
+        assert c["draft_forwards"] == 0 and c["steps"] == c["target_forwards"]
+        assert 0 < c["accepted"] <= c["drafted"]  # drafts were made and some were right
+        assert c["tokens_per_target_forward"] == pytest.approx(len(r.token_ids) / c["target_forwards"])
+    assert "".join(pieces) == ar.text
+
+
+def test_aded_node_budget_beyond_the_default_fits_a_fixed_cache(gen: Generator) -> None:
+    # The engine sizes a step's room for 64 nodes; a larger budget must not eat the tokens' room.
+    ar = gen.generate(messages=CHAT, max_new_tokens=40, method="ar")
+    n = ar.prompt_tokens + 40
+    g = _fresh(gen, cache_capacity=n)
+    r = g.generate(messages=CHAT, max_new_tokens=40, method="aded", aded={"max_nodes": 300})
+    assert r.token_ids == ar.token_ids
+    assert g.decoder.aded_params.max_nodes == 300
+
+
+def test_aded_sampling_is_seeded(gen: Generator, tmp_path: Path) -> None:
+    own = gen.generate(messages=CHAT, max_new_tokens=60, method="ar", seed=9, **SAMPLED)
+    path = _table_file(gen, tmp_path / "t.tri", [own.token_ids])
+
+    def run(seed: int) -> mtad.GenerationResult:
+        # A fresh table each time: the same start state for the same seed.
+        return _fresh(gen, table=path).generate(messages=CHAT, max_new_tokens=30, method="aded", seed=seed,
+                                                **SAMPLED)  # fmt: skip
+
+    first = run(3)
+    assert first.token_ids == run(3).token_ids
+    assert first.token_ids != run(4).token_ids
+    assert first.counters["drafted"] > 0
+    assert first.text.strip() == gen.tokenizer.decode(first.token_ids, skip_special_tokens=True).strip()
+
+
+def test_aded_table_adapts_across_calls_and_saves(gen: Generator, tmp_path: Path) -> None:
+    """One table serves every request of a Generator: the same prompt again is decoded with
+    more accepted tokens per target pass, and the saved table carries what was learned."""
+    ar = gen.generate(prompt="of the", max_new_tokens=40, method="ar")
+    g = _fresh(gen)
+    kw: dict[str, Any] = dict(prompt="of the", max_new_tokens=40, method="aded")
+    first, second = g.generate(**kw), g.generate(**kw)
+    assert first.token_ids == second.token_ids == ar.token_ids
+    rate = [r.counters["accepted"] / r.counters["target_forwards"] for r in (first, second)]
+    assert rate[1] > rate[0], rate
+    table = g.table
+    assert table.num_entries > 0
+    g.save_table(tmp_path / "learned.tri")
+    assert g.table is table  # saving does not replace the table in use
+    # A Generator loaded with the saved table decodes like the one that learned it.
+    same = dict(kw, aded={"adapt_prompt": True})  # the learner's default: its table started empty
+    third = g.generate(**same)
+    again = mtad.load(gen.tokenizer.model_dir, table=tmp_path / "learned.tri").generate(**same)
+    assert again.token_ids == third.token_ids
+    for key in ("accepted", "drafted", "target_forwards"):
+        assert again.counters[key] == third.counters[key], key
+    # A table named per call becomes the Generator's table, loaded once and then adapted.
+    g2 = _fresh(gen)
+    g2.generate(**kw, table=tmp_path / "learned.tri")
+    loaded = g2.table
+    g2.generate(**kw)
+    g2.generate(**kw, table=tmp_path / "learned.tri")
+    assert g2.table is loaded
+
+
+def test_aded_table_with_another_vocabulary_is_refused(gen: Generator, tiny_dirs: dict[str, Path],
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    import mtad_ext
+
+    path = tmp_path / "v50.tri"
+    mtad_ext.TrigramTable.build([[1, 2, 3, 4, 5]], vocab_size=50).save(str(path))
+    message = "built for a vocabulary of 50 tokens, but the model has 211"
+    with pytest.raises(mtad_ext.InputError, match=message):
+        mtad.load(tiny_dirs["target"], table=path)
+    g = _fresh(gen)
+    with pytest.raises(ValueError, match=message):
+        g.generate(prompt="the", method="aded", table=path)
+    with pytest.raises(ValueError, match=message):
+        g.stream(prompt="the", method="aded", table=mtad_ext.TrigramTable(50))
+    with pytest.raises(FileNotFoundError, match="tri-gram table not found"):
+        mtad.load(tiny_dirs["target"], table=tmp_path / "nope.tri")
+    with pytest.raises(FileNotFoundError, match="no such tri-gram table file"):
+        g.generate(prompt="the", method="aded", table=tmp_path / "nope.tri")
+    # The Generator's own table is untouched by the refused ones.
+    assert g.generate(prompt="the", method="aded", max_new_tokens=4).method == "aded"
+    assert g.table.vocab_size == 211
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(aded={"depth": 0}), r"aded depth must be in \[1, 64\], got 0"),
+        (dict(aded={"max_nodes": 5000}), r"aded max_nodes must be in \[0, 4096\], got 5000"),
+        (dict(aded={"simulations": -1}), r"aded simulations must be in \[0, 1000000\]"),
+        (dict(aded={"paths": 2.5}), "aded paths must be an integer"),
+        (dict(aded={"window": True}), "aded window must be an integer"),
+        (dict(aded={"c2": 0}), "aded c2 must be a finite number > 0"),
+        (dict(aded={"increment": float("nan")}), "aded increment must be a finite number >= 0"),
+        (dict(aded={"cap": -1.0}), "aded cap must be a finite number > 0"),
+        (dict(aded={"reward": "visits"}), "aded reward must be 'table' or 'public'"),
+        (dict(aded={"extend": 1}), "aded extend must be True or False"),
+        (dict(aded={"adapt_prompt": "yes"}), "aded adapt_prompt must be True, False or None"),
+        (dict(aded={"dept": 3}), "unknown ADED option.s. dept; known: "),
+        (dict(aded=[("depth", 2)]), "aded must be an AdedOptions or a mapping"),
+        (dict(table=123), "table must be a tri-gram table file path or a mtad_ext.TrigramTable"),
+    ],
+)
+def test_bad_aded_arguments_raise_at_the_call(gen: Generator, kwargs: dict, message: str) -> None:
+    g = _fresh(gen)
+    with pytest.raises(ValueError, match=message):
+        g.generate(prompt="the world", method="aded", **kwargs)
+    with pytest.raises(ValueError, match=message):
+        g.stream(prompt="the world", method="aded", **kwargs)
+
+
+def test_aded_arguments_need_method_aded(gen: Generator, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="a tri-gram table is for method 'aded'; the method is 'ar'"):
+        gen.generate(prompt="the", method="ar", table=tmp_path / "t.tri")
+    with pytest.raises(ValueError, match="ADED options are for method 'aded'; the method is 'auto'"):
+        gen.generate(prompt="the", aded={"depth": 2})
+
+
+def test_aded_options_defaults_are_the_engines() -> None:
+    import mtad_ext
+
+    names = [f for f in AdedOptions.__dataclass_fields__ if f != "adapt_prompt"]
+    engine = mtad_ext.AdedParams()
+    assert {n: getattr(AdedOptions().native(), n) for n in names} == {n: getattr(engine, n) for n in names}
+    assert engine.adapt_prompt is False and AdedOptions().adapt_prompt is None  # None: decided per table
+    custom = AdedOptions(depth=5, max_nodes=9, reward="public", adapt_prompt=True).native()
+    assert (custom.depth, custom.max_nodes, custom.reward, custom.adapt_prompt) == (5, 9, "public", True)
+    with pytest.raises(ValueError, match="aded depth"):
+        AdedOptions(depth=65)
+
+
+def test_aded_with_learned_positions_ends_with_ar(tmp_path: Path) -> None:
+    # OPT has 128 positions: a draft trie near the end would reach past them.
+    from tiny_models import VOCAB, save_tiny
+
+    folder = save_tiny("opt_pre_ln", "float32", tmp_path)
+    write_tiny_tokenizer(folder, VOCAB)
+    g = mtad.load(folder)
+    g.eos_token_ids = frozenset()
+    ar = g.generate(prompt="the world", max_new_tokens=126, method="ar")
+    r = g.generate(prompt="the world", max_new_tokens=126, method="aded")
+    assert r.token_ids == ar.token_ids
+    assert r.prompt_tokens + len(r.token_ids) == 128
+    assert r.counters["target_forwards"] == r.counters["steps"] + 1  # one AR prompt pass at the handover
+    assert r.counters["accepted"] > 0
+
+
+@pytest.mark.smollm2
+def test_smollm2_greedy_aded_equals_ar(smol: Generator) -> None:
+    ar = smol.generate(messages=SMOL_CHAT, max_new_tokens=32, method="ar")
+    g = Generator(smol.model, smol.tokenizer)  # no table: an empty one that learns from the prompt
+    pieces, aded = _stream(g, messages=SMOL_CHAT, max_new_tokens=32, method="aded", aded={"max_nodes": 16})
+    assert aded.token_ids == ar.token_ids
+    assert "".join(pieces) == aded.text == ar.text
+    assert "Paris" in aded.text
+    assert aded.counters["drafted"] > 0 and aded.counters["draft_forwards"] == 0

@@ -61,16 +61,19 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> None:
+    from .generate import METHOD_CHOICES
+
     g = p.add_argument_group("decoding")
     g.add_argument(
         "--method",
-        choices=("auto", "ar", "sps", "mtad", "mtad-tree"),
+        choices=METHOD_CHOICES,
         default="auto",
         help="decoding method: ar (one token per target pass), sps (speculative sampling: "
         "exact), mtad (multi-token assisted decoding: the draft's beam, accepted by joint "
-        "likelihood), mtad-tree (MTAD verifying every beam as a tree). sps / mtad / mtad-tree "
-        "need --draft. auto: ar without a draft; with one, sps when greedy (--temperature 0) "
-        "and mtad when sampling (default: auto)",
+        "likelihood), mtad-tree (MTAD verifying every beam as a tree), aded (no draft model: "
+        "drafts from a tri-gram table that adapts to the text, see --table; exact). sps / mtad / "
+        "mtad-tree need --draft. auto: ar without a draft; with one, sps when greedy "
+        "(--temperature 0) and mtad when sampling (default: auto)",
     )
     g.add_argument(
         "--max-new-tokens", type=int, default=max_new_tokens, metavar="N",
@@ -128,6 +131,63 @@ def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> No
     )  # fmt: skip
 
 
+def _add_aded_options(p: argparse.ArgumentParser) -> None:
+    from .generate import AdedOptions
+
+    dflt = AdedOptions()
+    a = p.add_argument_group("ADED (--method aded)")
+    a.add_argument(
+        "--table", metavar="PATH", type=Path, default=None,
+        help="tri-gram table file to draft from (made by `mtad build-trigram` or --save-table), built for "
+        "the model's vocabulary; it keeps adapting to the text as it is used (default: none: an empty "
+        "table that learns from the prompts and the replies)",
+    )  # fmt: skip
+    a.add_argument(
+        "--save-table", metavar="PATH", type=Path, default=None,
+        help="write the table, with what it learned in this run, to PATH when done (generate: after the "
+        "text; chat: at exit); --table PATH loads it back (default: not saved)",
+    )  # fmt: skip
+    a.add_argument(
+        "--simulations", type=int, default=dflt.simulations, metavar="N",
+        help=f"MCTS simulations per draft (default: {dflt.simulations})",
+    )  # fmt: skip
+    a.add_argument(
+        "--depth", type=int, default=dflt.depth, metavar="N",
+        help=f"drafted tokens below the last committed one on a search path (default: {dflt.depth})",
+    )  # fmt: skip
+    a.add_argument(
+        "--max-nodes", type=int, default=dflt.max_nodes, metavar="N",
+        help="node budget of the draft trie the target verifies in one pass; on a CPU each node adds "
+        f"verification work, so a smaller budget can be faster (default: {dflt.max_nodes})",
+    )  # fmt: skip
+    a.add_argument(
+        "--paths", type=int, default=dflt.paths, metavar="N",
+        help=f"best search paths (by visits) kept for the draft trie (default: {dflt.paths})",
+    )  # fmt: skip
+    a.add_argument(
+        "--adapt-prompt", choices=("on", "off"), default=None,
+        help="at a prompt's first step adapt the table over the whole prompt, not only its last "
+        f"{dflt.window} tokens (default: on without --table, off with one)",
+    )  # fmt: skip
+    a.add_argument(
+        "--no-adapt", action="store_true",
+        help="do not adapt the table to the text before each draft (default: adapt)",
+    )  # fmt: skip
+
+
+def _add_generation_options(p: argparse.ArgumentParser, max_new_tokens: int) -> argparse._ArgumentGroup:
+    """The options `generate` and `chat` share; returns the prompt group for more."""
+    _add_model_options(p)
+    _add_decoding_options(p, max_new_tokens)
+    _add_aded_options(p)
+    g = p.add_argument_group("prompt")
+    g.add_argument(
+        "--system", metavar="TEXT", default=None,
+        help="a system message opening the conversation in the chat template (default: none; the template's own)",
+    )  # fmt: skip
+    return g
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mtad",
@@ -147,19 +207,14 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="PROMPT",
         help="the prompt: sent as a user message in the chat template, or as raw text with --no-chat",
     )
-    _add_model_options(gen)
-    _add_decoding_options(gen, max_new_tokens=128)
-    o = gen.add_argument_group("output")
-    o.add_argument(
+    prompt = _add_generation_options(gen, max_new_tokens=128)
+    prompt.add_argument(
         "--no-chat",
         action="store_true",
         help="send PROMPT as raw text instead of a user message in the model's chat "
         "template (default: chat template when the model folder has one)",
     )
-    o.add_argument(
-        "--system", metavar="TEXT", default=None,
-        help="a system message before PROMPT in the chat template (default: none; the template's own)",
-    )  # fmt: skip
+    o = gen.add_argument_group("output")
     o.add_argument(
         "--json",
         action="store_true",
@@ -176,12 +231,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "/exit (or end of input, Ctrl-D) quits. When stdin is not a terminal, each input line is one "
         "message and no prompt is shown. A summary line per reply goes to stderr.",
     )
-    _add_model_options(chat)
-    _add_decoding_options(chat, max_new_tokens=512)
-    chat.add_argument(
-        "--system", metavar="TEXT", default=None,
-        help="system message opening the conversation (default: none; the template's own)",
-    )  # fmt: skip
+    _add_generation_options(chat, max_new_tokens=512)
 
     sub.add_parser(
         "fetch-default",
@@ -230,7 +280,7 @@ def _model_dir(arg: Path | None) -> Path:
 
 
 def _method_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(
+    kw: dict[str, Any] = dict(
         method=args.method,
         gamma=args.gamma,
         width=args.width,
@@ -240,6 +290,16 @@ def _method_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         draft_top_p=args.draft_top_p,
         with_replacement=args.with_replacement,
     )
+    if args.method == "aded":
+        kw["aded"] = dict(
+            simulations=args.simulations,
+            depth=args.depth,
+            max_nodes=args.max_nodes,
+            paths=args.paths,
+            adapt=not args.no_adapt,
+            adapt_prompt=None if args.adapt_prompt is None else args.adapt_prompt == "on",
+        )
+    return kw
 
 
 def _gen_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -255,8 +315,8 @@ def _gen_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    """Check every option, then load the target (fetching the default) and the draft."""
-    from .generate import Generator, load, resolve_method
+    """Check every option, then load the target (fetching the default), the draft and the table."""
+    from .generate import DRAFT_METHODS, Generator, load, resolve_method
 
     # Check the numbers and folders before a model is fetched or loaded.
     kw = _gen_kwargs(args)
@@ -270,10 +330,30 @@ def _load(args: argparse.Namespace) -> Any:
         draft = draft.expanduser()
         if not draft.is_dir():
             raise FileNotFoundError(f"draft folder not found: {draft}")
-        if method == "ar":
-            print("mtad: warning: --method ar does not use the draft model", file=sys.stderr)
+        if method not in DRAFT_METHODS:
+            print(f"mtad: warning: --method {method} does not use the draft model", file=sys.stderr)
             draft = None
-    return load(_model_dir(args.model), draft_dir=draft, device=args.device, dtype=args.dtype)
+    table_flags = [f for f, v in (("--table", args.table), ("--save-table", args.save_table)) if v is not None]
+    if table_flags and method != "aded":
+        raise _CliError(f"{' and '.join(table_flags)} need{'s' if len(table_flags) == 1 else ''} --method aded")
+    table = args.table.expanduser() if args.table is not None else None
+    if table is not None and not table.is_file():
+        raise FileNotFoundError(f"tri-gram table not found: {table}")
+    if args.save_table is not None and args.save_table.expanduser().is_dir():
+        raise _CliError(f"--save-table {args.save_table} is a folder; give a file name")
+    return load(_model_dir(args.model), draft_dir=draft, device=args.device, dtype=args.dtype, table=table)
+
+
+def _save_table(gen: Any, args: argparse.Namespace) -> None:
+    """--save-table: write the (adapted) table and say so on stderr."""
+    if args.save_table is None:
+        return
+    path = args.save_table.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gen.save_table(path)
+    table = gen.table
+    print(f"[saved the tri-gram table to {path}: {table.num_contexts} contexts, {table.num_entries} entries]",
+          file=sys.stderr)  # fmt: skip
 
 
 def _summary(result: Any) -> str:
@@ -314,8 +394,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         result = gen.generate(**prompt_kw, **_gen_kwargs(args))
         print(json.dumps(result.to_dict(), ensure_ascii=False))
+        _save_table(gen, args)
         return 0
     result = _stream_to_stdout(gen, **prompt_kw, **_gen_kwargs(args))
+    _save_table(gen, args)  # before the summary, which stays the last line
     if result is not None:
         print(_summary(result), file=sys.stderr)
     return 0
@@ -328,6 +410,14 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     gen = _load(args)
     if gen.tokenizer.chat_template is None:
         raise _CliError(f"{gen.tokenizer.model_dir} has no chat template; use `mtad generate --no-chat` instead")
+    try:
+        return _chat(gen, args)
+    finally:
+        # At exit, however the session ends: the table learned from every reply.
+        _save_table(gen, args)
+
+
+def _chat(gen: Any, args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
     base: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system is not None else []
     history = list(base)

@@ -1,30 +1,40 @@
 """Generation around the native engine: prompt -> tokens -> text, with any decoding method.
 
 The native `mtad_ext.Decoder` runs the forward passes and one step of a method per call
-(AR, speculative sampling, MTAD, multi-candidate MTAD; algorithms.md); a step emits one
-or more tokens. This driver owns tokenisation, the chat template, parameter checks,
-the draft/target compatibility check, stopping (EOS, stop strings, length: cut inside a
-step's tokens), streaming and the counters.
+(AR, speculative sampling, MTAD, multi-candidate MTAD, ADED; algorithms.md); a step emits
+one or more tokens. This driver owns tokenisation, the chat template, parameter checks,
+the draft/target compatibility check, ADED's tri-gram table (one instance per Generator,
+adapted across prompts), stopping (EOS, stop strings, length: cut inside a step's
+tokens), streaming and the counters.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
 import warnings
 from collections.abc import Generator as PyGenerator
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .params import check_params
 from .tokenizer import StreamDecoder, Tokenizer
+
+if TYPE_CHECKING:
+    from mtad_ext import TrigramTable
+
+    # A tri-gram table: a file made by `mtad build-trigram` (or Generator.save_table), or a
+    # loaded mtad_ext.TrigramTable.
+    TableArg = str | os.PathLike[str] | TrigramTable
 
 # Prompt ids decoded before the first new token, so that it reads as it follows the prompt
 # (sentencepiece drops the leading space of the first token of a decode).
 _STREAM_CONTEXT = 4
 
-METHODS = ("ar", "sps", "mtad", "mtad-tree")
+METHODS = ("ar", "sps", "mtad", "mtad-tree", "aded")
 DRAFT_METHODS = ("sps", "mtad", "mtad-tree")
 METHOD_CHOICES = ("auto", *METHODS)
 
@@ -62,6 +72,99 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
 
 
 @dataclass(frozen=True)
+class AdedOptions:
+    """ADED's parameters (algorithms.md 4) with the documented defaults; checked when made.
+
+    MCTS draft maker: simulations per draft; depth (drafted tokens below the root on a
+    search path); max_nodes (the draft trie's node budget: the rows one verification pass
+    scores; small budgets suit a CPU, where each extra row costs); paths (best paths by
+    visit count kept for the trie); extend (extend each kept path of length >= 2 by the
+    table's best successor once); c1, c2 (PUCT constants); reward: "table" (1 + the table
+    values along the path) or "public" (the public code's nearly constant reward).
+    Adaptation of the table before each draft: adapt (on/off); window (the last `window`
+    committed tokens), increment (added to each tri-gram there), cap (the most a value
+    reaches); adapt_prompt (at a prompt's first step adapt over the whole prompt; None: on
+    when the Generator's table was not given, i.e. starts empty and can only learn from
+    the prompts, off when it came from a file or object).
+    """
+
+    simulations: int = 150
+    depth: int = 3
+    max_nodes: int = 64
+    paths: int = 24
+    extend: bool = True
+    c1: float = 32.0
+    c2: float = 8.0
+    reward: str = "table"
+    adapt: bool = True
+    window: int = 16
+    increment: float = 0.04
+    cap: float = 3.0
+    adapt_prompt: bool | None = None
+
+    def __post_init__(self) -> None:
+        # The engine checks the same ranges; checking here too gives the message before any
+        # model is loaded, and catches types pybind11 would convert silently (True as 1).
+        _check_aded_int("simulations", self.simulations, 0, 1_000_000)
+        _check_aded_int("depth", self.depth, 1, 64)
+        _check_aded_int("max_nodes", self.max_nodes, 0, 4096)
+        _check_aded_int("paths", self.paths, 0, None)
+        _check_aded_int("window", self.window, 0, None)
+        _check_aded_real("c1", self.c1, strictly_positive=False)
+        _check_aded_real("c2", self.c2, strictly_positive=True)
+        _check_aded_real("increment", self.increment, strictly_positive=False)
+        _check_aded_real("cap", self.cap, strictly_positive=True)
+        if self.reward not in ("table", "public"):
+            raise ValueError(f"aded reward must be 'table' or 'public', got {self.reward!r}")
+        for name in ("extend", "adapt"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"aded {name} must be True or False, got {getattr(self, name)!r}")
+        if self.adapt_prompt is not None and not isinstance(self.adapt_prompt, bool):
+            raise ValueError(f"aded adapt_prompt must be True, False or None, got {self.adapt_prompt!r}")
+
+    @classmethod
+    def coerce(cls, value: AdedOptions | Mapping[str, Any] | None) -> AdedOptions:
+        """AdedOptions from None (the defaults), an AdedOptions, or a mapping of its fields."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(str(k) for k in value if k not in known)
+            if unknown:
+                raise ValueError(f"unknown ADED option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            return cls(**value)
+        raise ValueError(f"aded must be an AdedOptions or a mapping of its fields, got {type(value).__name__}")
+
+    def native(self) -> Any:
+        """The engine's mtad_ext.AdedParams (adapt_prompt None counts as off)."""
+        import mtad_ext
+
+        kw = asdict(self)
+        kw["adapt_prompt"] = bool(kw["adapt_prompt"])
+        return mtad_ext.AdedParams(**kw)
+
+    def lookahead(self) -> int:
+        """The deepest draft node's distance from the last committed token."""
+        return self.depth + int(self.extend)
+
+
+def _check_aded_real(name: str, value: Any, strictly_positive: bool) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or value < 0 or (strictly_positive and value == 0):
+        raise ValueError(f"aded {name} must be a finite number {'>' if strictly_positive else '>='} 0, got {value!r}")
+
+
+def _check_aded_int(name: str, value: Any, minimum: int, maximum: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"aded {name} must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise ValueError(f"aded {name} must be {bound}, got {value}")
+
+
+@dataclass(frozen=True)
 class DecodeOptions:
     """Everything that configures one native Decoder (a changed field needs a new one)."""
 
@@ -77,6 +180,17 @@ class DecodeOptions:
     tau: float
     with_replacement: bool
     seed: int
+    aded: AdedOptions | None = None  # method aded only, adapt_prompt resolved
+
+    def decoder_kwargs(self) -> dict[str, Any]:
+        """The mtad_ext.Decoder constructor's keyword arguments (ADED's are set after it)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "aded"}
+
+    def lookahead(self) -> int:
+        """How far past the last committed token a step's draft reaches (0 for AR)."""
+        if self.method in DRAFT_METHODS:
+            return self.gamma
+        return self.aded.lookahead() if self.aded is not None else 0
 
 
 @dataclass
@@ -94,9 +208,9 @@ class GenerationResult:
       steps, target_forwards and draft_forwards (decoding passes; the prompt pass is not
       counted; a model with learned positions that finishes with AR near the end of its
       position table adds one), drafted and accepted (draft tokens put before the target,
-      every node of the tree for mtad-tree, and those it accepted), acceptance_rate
-      (accepted / drafted), tokens_per_target_forward (new tokens per
-      target pass: the block efficiency, 1 for AR), and the engine's time split
+      every node of the tree for mtad-tree and of the trie for aded, and those it
+      accepted), acceptance_rate (accepted / drafted), tokens_per_target_forward (new
+      tokens per target pass: the block efficiency, 1 for AR), and the engine's time split
       draft_seconds, verify_seconds, rollback_seconds, other_seconds.
     """
 
@@ -228,7 +342,12 @@ class Generator:
     it has one, for the compatibility check. cache_capacity: a fixed cache size in tokens;
     by default the caches are allocated on first use and grown (to a power of two, at most
     the models' max_position_embeddings) when a request needs more.
-    Raises IncompatibleDraftError when the draft cannot assist the target.
+    table: ADED's tri-gram table, a file (`mtad build-trigram`, save_table) loaded now for
+    the model's vocabulary, or a mtad_ext.TrigramTable; None: an empty table made on first
+    use. Every ADED request drafts from and adapts the same table instance, so it keeps
+    learning across prompts; save_table() writes it back.
+    Raises IncompatibleDraftError when the draft cannot assist the target, and
+    mtad_ext.InputError (a ValueError) when the table was built for another vocabulary.
     """
 
     def __init__(
@@ -239,6 +358,7 @@ class Generator:
         draft: Any = None,
         draft_tokenizer: Tokenizer | None = None,
         check_draft: bool = True,
+        table: TableArg | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -273,6 +393,56 @@ class Generator:
             eos.add(cfg_eos)
         self.eos_token_ids: frozenset[int] = frozenset(eos)
         self.last_result: GenerationResult | None = None
+        self._table: Any = None
+        self._table_given = False  # from a file or object: adapt_prompt defaults to off
+        self._table_files: dict[Path, Any] = {}  # each file is loaded once, then keeps adapting
+        if table is not None:
+            self._use_table(table)
+
+    # -- ADED's tri-gram table ------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        """The target's vocabulary size (a tri-gram table must be built for it)."""
+        return int(self.config["vocab_size"])
+
+    @property
+    def table(self) -> TrigramTable:
+        """The tri-gram table ADED requests use (an empty one is made on first access)."""
+        if self._table is None:
+            import mtad_ext
+
+            self._table = mtad_ext.TrigramTable(self.vocab_size)
+        return self._table
+
+    def _use_table(self, table: TableArg) -> None:
+        import mtad_ext
+
+        if isinstance(table, (str, os.PathLike)):
+            path = Path(table).expanduser().resolve()
+            if path not in self._table_files:
+                # Raises FileNotFoundError, FormatError, or InputError for another vocabulary.
+                self._table_files[path] = mtad_ext.TrigramTable.load(str(path), vocab_size=self.vocab_size)
+            table = self._table_files[path]
+        elif not isinstance(table, mtad_ext.TrigramTable):
+            raise ValueError(
+                f"table must be a tri-gram table file path or a mtad_ext.TrigramTable, got {type(table).__name__}"
+            )
+        elif table.vocab_size != self.vocab_size:
+            raise mtad_ext.InputError(
+                f"the tri-gram table was built for a vocabulary of {table.vocab_size} tokens, "
+                f"but the model has {self.vocab_size}"
+            )
+        self._table = table
+        self._table_given = True
+
+    def save_table(self, path: str | os.PathLike[str]) -> None:
+        """Write the tri-gram table, with everything it has learned, to `path` (a versioned,
+        checksummed file that `table=` loads back; written under a temporary name and renamed)."""
+        try:
+            self.table.save(str(Path(path).expanduser()))
+        except RuntimeError as e:  # the engine's I/O failure (missing folder, a directory, ...)
+            raise OSError(str(e)) from None
 
     # -- decoder and cache ----------------------------------------------------------
 
@@ -306,7 +476,15 @@ class Generator:
         import mtad_ext
 
         draft = self.draft if opts.method in DRAFT_METHODS else None
-        return mtad_ext.Decoder(self.model, draft, capacity=capacity, **asdict(opts))
+        if opts.aded is None or opts.method != "aded":
+            return mtad_ext.Decoder(self.model, draft, capacity=capacity, **opts.decoder_kwargs())
+        params = opts.aded.native()
+        # The constructor sizes the caches' step room for the default node budget; a larger
+        # budget set afterwards takes its excess out of the capacity, so add it here.
+        extra = max(0, params.max_nodes - mtad_ext.AdedParams().max_nodes)
+        dec = mtad_ext.Decoder(self.model, None, capacity=capacity + extra, **opts.decoder_kwargs())
+        dec.aded_params = params
+        return dec
 
     def _decoder_for(self, opts: DecodeOptions, needed: int) -> Any:
         capacity = self._capacity_for(needed)
@@ -360,6 +538,8 @@ class Generator:
         draft_top_k: int | None = None,
         draft_top_p: float | None = None,
         with_replacement: bool = False,
+        table: TableArg | None = None,
+        aded: AdedOptions | Mapping[str, Any] | None = None,
     ) -> None:
         """Raise ValueError naming the first invalid generation argument."""
         check_params(temperature, top_k, top_p)
@@ -388,12 +568,27 @@ class Generator:
             raise ValueError(f"draft {e}") from None
         if not isinstance(with_replacement, bool):
             raise ValueError(f"with_replacement must be True or False, got {with_replacement!r}")
+        # Silently ignoring a table or ADED options would hide a forgotten method="aded".
+        if table is not None and method != "aded":
+            raise ValueError(f"a tri-gram table is for method 'aded'; the method is {method!r}")
+        if aded is not None and method != "aded":
+            raise ValueError(f"ADED options are for method 'aded'; the method is {method!r}")
+        if method == "aded":
+            AdedOptions.coerce(aded)
 
     def _options(self, temperature: float, top_k: int, top_p: float, seed: int, **kw: Any) -> DecodeOptions:
         method = resolve_method(kw.pop("method"), self.draft is not None, temperature)
+        aded_arg = kw.pop("aded", None)
+        aded = None
+        if method == "aded":
+            aded = AdedOptions.coerce(aded_arg)
+            if aded.adapt_prompt is None:
+                # An empty table can only learn from the prompts: let it read the whole prompt.
+                aded = replace(aded, adapt_prompt=not self._table_given)
         opts = DecodeOptions(
-            method=method, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), seed=seed, **kw
-        )
+            method=method, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), seed=seed,
+            aded=aded, **kw,
+        )  # fmt: skip
         if method in ("mtad", "mtad-tree") and temperature == 0:
             warnings.warn(
                 f"method {method} with a greedy target (temperature 0) gives no quality gain over "
@@ -425,6 +620,8 @@ class Generator:
         draft_top_k: int | None = None,
         draft_top_p: float | None = None,
         with_replacement: bool = False,
+        table: TableArg | None = None,
+        aded: AdedOptions | Mapping[str, Any] | None = None,
     ) -> GenerationResult:
         """Generate a completion of `prompt` (raw text) or `messages` (chat).
 
@@ -434,15 +631,21 @@ class Generator:
         the text), or after max_new_tokens.
 
         method: "auto" (ar without a draft; with one, sps when temperature is 0, else
-        mtad), "ar", "sps", "mtad" or "mtad-tree". gamma: draft length; width: MTAD beam
-        width; tau: MTAD acceptance threshold in (0, 1]; draft_temperature / draft_top_k /
-        draft_top_p: the draft's sampling (None: the target's); with_replacement: MTAD
-        beam sampling with replacement.
+        mtad), "ar", "sps", "mtad", "mtad-tree" or "aded" (no draft model: drafts from the
+        tri-gram table; greedy it equals ar token for token, sampling is lossless too).
+        gamma: draft length; width: MTAD beam width; tau: MTAD acceptance threshold in
+        (0, 1]; draft_temperature / draft_top_k / draft_top_p: the draft's sampling (None:
+        the target's); with_replacement: MTAD beam sampling with replacement.
+        table (aded): a tri-gram table file or mtad_ext.TrigramTable that becomes the
+        Generator's table from this call on (a file is loaded once; later calls naming it
+        reuse the adapted instance); None: the Generator's table. aded: AdedOptions (or a
+        mapping of its fields) for method aded; None: the defaults.
         """
         run = self._run(
             prompt, messages, max_new_tokens, temperature, top_k, top_p, seed, stop,
             method=method, gamma=gamma, width=width, tau=tau, draft_temperature=draft_temperature,
             draft_top_k=draft_top_k, draft_top_p=draft_top_p, with_replacement=with_replacement,
+            table=table, aded=aded,
         )  # fmt: skip
         while True:
             try:
@@ -470,6 +673,8 @@ class Generator:
         draft_top_k: int | None = None,
         draft_top_p: float | None = None,
         with_replacement: bool = False,
+        table: TableArg | None = None,
+        aded: AdedOptions | Mapping[str, Any] | None = None,
     ) -> Iterator[str]:
         """Like generate(), but yields text pieces as they are produced (one per step).
 
@@ -481,6 +686,7 @@ class Generator:
             prompt, messages, max_new_tokens, temperature, top_k, top_p, seed, stop,
             method=method, gamma=gamma, width=width, tau=tau, draft_temperature=draft_temperature,
             draft_top_k=draft_top_k, draft_top_p=draft_top_p, with_replacement=with_replacement,
+            table=table, aded=aded,
         )  # fmt: skip
         # Run up to the first yield point (a None) now, so that bad arguments fail at the call.
         next(run)
@@ -505,6 +711,9 @@ class Generator:
         **method_kw: Any,
     ) -> PyGenerator[str | None, None, GenerationResult]:
         self.check_args(max_new_tokens, temperature, top_k, top_p, seed, stop, **method_kw)
+        table = method_kw.pop("table", None)
+        if table is not None:
+            self._use_table(table)
         opts = self._options(temperature, top_k, top_p, seed, **method_kw)
         prompt_ids = self.encode_prompt(prompt, messages)
         n_prompt = len(prompt_ids)
@@ -514,6 +723,8 @@ class Generator:
                 f"model's context of {self.max_positions} tokens"
             )
         dec = self._decoder_for(opts, n_prompt + max_new_tokens)
+        if opts.method == "aded":
+            dec.set_trigram_table(self.table)  # the decoder may be reused, the table may have changed
         # Everything above ran at the call; the rest runs as the pieces are requested.
         yield None
 
@@ -529,18 +740,18 @@ class Generator:
         t_prefill = time.perf_counter()
         done = False
         handover: dict[str, float] = {}
+        # Models with learned positions: no draft may reach past the position table.
+        lookahead = opts.lookahead() if self._position_table is not None else 0
+        positions = self._position_table or 0
         while not done:
-            if (
-                self._position_table is not None
-                and opts.method in DRAFT_METHODS
-                and len(dec.tokens) + opts.gamma > self._position_table
-            ):
+            if lookahead and len(dec.tokens) + lookahead > positions:
                 # The next draft would run past the position table: finish with AR.
                 handover = _add_stats(handover, dec.total_stats)
                 handover["target_forwards"] += 1  # the AR decoder's prompt pass
                 committed = list(dec.tokens)
                 dec = self._make_decoder(replace(opts, method="ar"), n_prompt + max_new_tokens)
                 dec.start(committed)
+                lookahead = 0  # once: AR never drafts
             emitted = dec.step()
             steps += 1
             text = ""
@@ -628,6 +839,7 @@ def load(
     dtype: str = "auto",
     draft_dtype: str | None = None,
     mmap: bool = False,
+    table: TableArg | None = None,
     **kwargs: Any,
 ) -> Generator:
     """Load a model folder (config.json, safetensors, tokenizer) and optionally a draft
@@ -636,8 +848,10 @@ def load(
     dtype: on the CPU the storage of the weight matrices (auto = float32, float16,
     bfloat16; compute is float32), on a GPU the run dtype. draft_dtype: the draft's
     (None: the same as dtype). The draft's tokenizer, when its folder has one, must match
-    the target's (IncompatibleDraftError otherwise). Extra keyword arguments go to
-    Generator (e.g. cache_capacity).
+    the target's (IncompatibleDraftError otherwise). table: ADED's tri-gram table file
+    (`mtad build-trigram`), loaded for the model's vocabulary (mtad_ext.InputError when it
+    was built for another), or a mtad_ext.TrigramTable; None: an empty table that learns
+    from the prompts. Extra keyword arguments go to Generator (e.g. cache_capacity).
     """
     path = _folder(model_dir, "model")
     dpath = _folder(draft_dir, "draft") if draft_dir is not None else None
@@ -645,6 +859,9 @@ def load(
         raise ValueError(f"dtype must be one of auto, float32, float16, bfloat16, got {dtype!r}")
     if draft_dtype is not None and draft_dtype not in ("auto", "float32", "float16", "bfloat16"):
         raise ValueError(f"draft_dtype must be one of auto, float32, float16, bfloat16, got {draft_dtype!r}")
+    if isinstance(table, (str, os.PathLike)) and not Path(table).expanduser().is_file():
+        # Before the weights are read; the engine reports a bad or mismatched file when loading it.
+        raise FileNotFoundError(f"tri-gram table not found: {Path(table).expanduser()}")
     # Tokenizers first: they are cheap and their errors (no tokenizer, bad files) should
     # come before loading hundreds of megabytes of weights.
     tokenizer = Tokenizer(path)
@@ -672,6 +889,7 @@ def load(
     if dpath is not None:
         draft = mtad_ext.load_model(str(dpath), device=device, dtype=draft_dtype or dtype, mmap=mmap)
     return Generator(
-        model, tokenizer, draft=draft, draft_tokenizer=draft_tokenizer, check_draft=not checked, **kwargs
-    )
+        model, tokenizer, draft=draft, draft_tokenizer=draft_tokenizer, check_draft=not checked, table=table,
+        **kwargs,
+    )  # fmt: skip
 
