@@ -1,7 +1,7 @@
 """mtad: the Python driver of the mtad decoding engine.
 
 Tokenisation, chat templates, sampling parameters, decoding methods (AR, speculative
-sampling, MTAD) with a draft model, stopping and streaming around the native engine
+sampling, MTAD with a draft model; ADED with a tri-gram table), stopping and streaming around the native engine
 (`mtad_ext`), plus a fetcher for the default model.
 
 Names are imported on first use, so that `import mtad` (and `mtad --help`) does not load
@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "AdedOptions": ".generate",
     "FetchError": ".fetch",
     "fetch_default": ".fetch",
     "GenerationResult": ".generate",
@@ -26,6 +27,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AdedOptions",
     "FetchError",
     "GenerationResult",
     "Generator",
@@ -39,7 +41,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .fetch import FetchError, fetch_default
-    from .generate import GenerationResult, Generator, IncompatibleDraftError, MtadGreedyWarning, load
+    from .generate import AdedOptions, GenerationResult, Generator, IncompatibleDraftError, MtadGreedyWarning, load
     from .tokenizer import StreamDecoder, Tokenizer
 
 
