@@ -9,6 +9,8 @@
 #include "mtad/model.h"
 #include "ops/activations.h"
 #include "ops/beam_step.h"
+#include "ops/cpu/simd.h"
+#include "ops/fused.h"
 #include "ops/kv_compact.h"
 #include "ops/linear.h"
 #include "ops/norms.h"
@@ -434,6 +436,31 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   }, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("prefix"), py::arg("mask"), py::arg("scale"));
   ops.def("silu_mul", &mtad::ops::silu_mul, py::arg("gate"), py::arg("up"));
   ops.def("relu_", [](at::Tensor x) { mtad::ops::relu_(x); }, py::arg("x"));
+  ops.def("linear_add_", [](at::Tensor y, const at::Tensor& x, const at::Tensor& w,
+                            const std::optional<at::Tensor>& b) { mtad::ops::linear_add_(y, x, w, opt(b)); },
+          py::arg("y"), py::arg("x"), py::arg("w"), py::arg("b") = py::none(), "y += x @ w.T (+ b), in place.");
+  ops.def("gate_up_silu", [](const at::Tensor& x, const at::Tensor& w_gate, const at::Tensor& w_up,
+                             const std::optional<at::Tensor>& b_gate, const std::optional<at::Tensor>& b_up) {
+    return mtad::ops::gate_up_silu(x, w_gate, w_up, opt(b_gate), opt(b_up));
+  }, py::arg("x"), py::arg("w_gate"), py::arg("w_up"), py::arg("b_gate") = py::none(), py::arg("b_up") = py::none(),
+     "silu(x @ w_gate.T + b_gate) * (x @ w_up.T + b_up), both projections in one pass.");
+  ops.def("linear_relu", [](const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
+    return mtad::ops::linear_relu(x, w, opt(b));
+  }, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), "relu(x @ w.T + b).");
+  ops.def("qkv_rope", [](const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+                         const std::optional<at::Tensor>& bq, const std::optional<at::Tensor>& bk,
+                         const std::optional<at::Tensor>& bv, const std::optional<at::Tensor>& positions,
+                         const std::optional<at::Tensor>& inv_freq, at::Tensor k_out, at::Tensor v_out) {
+    return mtad::ops::qkv_rope(x, wq, wk, wv, opt(bq), opt(bk), opt(bv), opt(positions), opt(inv_freq), k_out, v_out);
+  }, py::arg("x"), py::arg("wq"), py::arg("wk"), py::arg("wv"), py::arg("bq"), py::arg("bk"), py::arg("bv"),
+     py::arg("positions"), py::arg("inv_freq"), py::arg("k_out"), py::arg("v_out"),
+     "q, k, v projections in one pass, RoPE on q and k when inv_freq is given; k and v written\n"
+     "into k_out / v_out [T, KVH, D]; returns q [T, H, D].");
+  ops.def("set_min_parallel_work", [](int64_t n) {
+    return mtad::ops::cpu::min_parallel_work().exchange(std::max<int64_t>(0, n));
+  }, py::arg("n"),
+     "Least multiply-adds a CPU kernel splits across threads (default 65536); returns the previous\n"
+     "value. Tests set 0 so that tiny models run the multi-thread paths.");
   // [pybind: sampling, beam_step]
   ops.def("normalize", &mtad::ops::normalize, py::arg("logits"), py::arg("temperature"), py::arg("top_k"),
           py::arg("top_p"),
@@ -490,6 +517,28 @@ TORCH_LIBRARY(mtad, m) {
   m.def("rope_(Tensor(a!) x, Tensor positions, Tensor inv_freq) -> ()",
         [](at::Tensor x, const at::Tensor& positions, const at::Tensor& inv_freq) {
           mtad::ops::rope_(x, positions, inv_freq);
+        });
+  m.def("linear_add_(Tensor(a!) y, Tensor x, Tensor w, Tensor? b) -> ()",
+        [](at::Tensor y, const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
+          mtad::ops::linear_add_(y, x, w, opt(b));
+        });
+  m.def("gate_up_silu(Tensor x, Tensor w_gate, Tensor w_up, Tensor? b_gate, Tensor? b_up) -> Tensor",
+        [](const at::Tensor& x, const at::Tensor& w_gate, const at::Tensor& w_up,
+           const std::optional<at::Tensor>& b_gate, const std::optional<at::Tensor>& b_up) {
+          return mtad::ops::gate_up_silu(x, w_gate, w_up, opt(b_gate), opt(b_up));
+        });
+  m.def("linear_relu(Tensor x, Tensor w, Tensor? b) -> Tensor",
+        [](const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
+          return mtad::ops::linear_relu(x, w, opt(b));
+        });
+  m.def("qkv_rope(Tensor x, Tensor wq, Tensor wk, Tensor wv, Tensor? bq, Tensor? bk, Tensor? bv, Tensor? positions, "
+        "Tensor? inv_freq, Tensor(a!) k_out, Tensor(b!) v_out) -> Tensor",
+        [](const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
+           const std::optional<at::Tensor>& bq, const std::optional<at::Tensor>& bk,
+           const std::optional<at::Tensor>& bv, const std::optional<at::Tensor>& positions,
+           const std::optional<at::Tensor>& inv_freq, at::Tensor k_out, at::Tensor v_out) {
+          return mtad::ops::qkv_rope(x, wq, wk, wv, opt(bq), opt(bk), opt(bv), opt(positions), opt(inv_freq), k_out,
+                                     v_out);
         });
   m.def("tree_attention(Tensor q, Tensor k, Tensor v, int prefix, Tensor? mask, float scale) -> Tensor",
         [](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t prefix,

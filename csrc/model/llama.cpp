@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ops/activations.h"
+#include "ops/fused.h"
 #include "ops/linear.h"
 #include "ops/norms.h"
 #include "ops/rope.h"
@@ -71,6 +72,52 @@ LlamaModel::LlamaModel(const ModelConfig& c, WeightLoader& w, at::Device device,
     lm_head_ = w.take_matrix("lm_head.weight", {V, H});
   }
   inv_freq_ = rope_inv_freq(c, device);
+  if (device.is_cpu()) {
+    using ops::cpu::mat_of;
+    cpu_stack_ = CpuStack{H, c.num_heads, c.num_kv_heads, c.head_dim, F, /*rope=*/true, /*post_norm=*/false, {}};
+    const float eps = static_cast<float>(c.rms_norm_eps);
+    for (const Layer& L : layers_) {
+      CpuBlock b;
+      b.attn_norm = CpuNorm{CpuNorm::kRms, L.attn_norm.data_ptr<float>(), nullptr, eps};
+      b.mlp_norm = CpuNorm{CpuNorm::kRms, L.mlp_norm.data_ptr<float>(), nullptr, eps};
+      b.q = mat_of(L.wq, L.bq);
+      b.k = mat_of(L.wk, L.bk);
+      b.v = mat_of(L.wv, L.bv);
+      b.o = mat_of(L.wo, L.bo);
+      b.gate = mat_of(L.w_gate, L.b_gate);
+      b.up = mat_of(L.w_up, L.b_up);
+      b.down = mat_of(L.w_down, L.b_down);
+      cpu_stack_.blocks.push_back(b);
+    }
+  }
+}
+
+const float* LlamaModel::hidden_states_cpu(KVCache& cache, const CpuInputs& in, CpuScratch& sc) {
+  const auto& c = config_;
+  const int64_t T = in.T, H = c.hidden_size, half = c.head_dim / 2;
+  float* x = sc.floats(CpuScratch::kResidual, T * H);
+  ops::cpu::gather_rows(ops::cpu::mat_of(embed_, at::Tensor()), in.tokens, T, x);
+  CpuStep st;
+  st.T = T;
+  st.x = x;
+  st.k_cache = cache.k.data_ptr<float>();
+  st.v_cache = cache.v.data_ptr<float>();
+  st.capacity = cache.capacity();
+  st.start = cache.length;
+  // Slots before `prefix` are seen by every new token; the mask rules the rest.
+  st.M = in.M;
+  st.prefix = cache.length + T - in.M;
+  st.mask = in.mask;
+  st.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  float* cs = sc.floats(CpuScratch::kRopeCos, T * half);
+  float* sn = sc.floats(CpuScratch::kRopeSin, T * half);
+  ops::cpu::rope_tables(in.positions, inv_freq_.data_ptr<float>(), T, half, cs, sn);
+  st.rope_cos = cs;
+  st.rope_sin = sn;
+  run_stack_cpu(cpu_stack_, st, sc);
+  float* out = sc.floats(CpuScratch::kHidden, T * H);
+  ops::cpu::rms_norm_f32(x, final_norm_.data_ptr<float>(), out, T, H, static_cast<float>(c.rms_norm_eps));
+  return out;
 }
 
 at::Tensor LlamaModel::hidden_states(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,

@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "model/cpu_forward.h"
 #include "model/weight_loader.h"
 #include "mtad/model.h"
 
@@ -16,6 +17,7 @@ class LlamaModel final : public Model {
  protected:
   at::Tensor hidden_states(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
                            const at::Tensor& tree_mask) override;
+  const float* hidden_states_cpu(KVCache& cache, const CpuInputs& in, CpuScratch& scratch) override;
   const at::Tensor& lm_head() const override { return lm_head_; }
 
  private:
@@ -25,6 +27,7 @@ class LlamaModel final : public Model {
   };
   at::Tensor embed_, final_norm_, lm_head_, inv_freq_;
   std::vector<Layer> layers_;
+  CpuStack cpu_stack_;  // the same weights as raw pointers (CPU models)
 };
 
 // Rotary inverse frequencies [head_dim / 2] (float32), with llama3 scaling if configured.

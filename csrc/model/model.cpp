@@ -2,9 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <utility>
 
 #include "io/safetensors.h"
+#include "model/cpu_forward.h"
 #include "model/llama.h"
 #include "model/opt.h"
 #include "mtad/errors.h"
@@ -14,6 +17,18 @@ namespace mtad {
 namespace {
 
 [[noreturn]] void bad(const std::string& what) { throw InputError("forward: " + what); }
+
+// t itself when it is a contiguous CPU tensor (no ATen call), else a contiguous CPU copy.
+at::Tensor on_cpu(const at::Tensor& t) { return t.is_cpu() && t.is_contiguous() ? t : t.to(at::kCPU).contiguous(); }
+
+std::pair<int64_t, int64_t> min_max(const int64_t* p, int64_t n) {
+  int64_t lo = p[0], hi = p[0];
+  for (int64_t i = 1; i < n; ++i) {
+    lo = std::min(lo, p[i]);
+    hi = std::max(hi, p[i]);
+  }
+  return {lo, hi};
+}
 
 at::ScalarType run_dtype(const LoadOptions& o, const at::Device& device, const WeightFolder& folder) {
   if (o.dtype == "float32") return at::kFloat;
@@ -40,6 +55,15 @@ KVCache Model::new_cache(int64_t capacity) const {
   return cache;
 }
 
+Model::Model(ModelConfig config, at::Device device, at::ScalarType dtype, at::ScalarType weight_dtype)
+    : config_(std::move(config)),
+      device_(device),
+      dtype_(dtype),
+      weight_dtype_(weight_dtype),
+      scratch_(std::make_unique<CpuScratchPool>()) {}
+
+Model::~Model() = default;
+
 at::Tensor Model::forward(KVCache& cache, const at::Tensor& tokens_in, const at::Tensor& positions_in,
                           const at::Tensor& tree_mask_in, const at::Tensor& logit_rows_in) {
   const auto& c = config_;
@@ -49,62 +73,108 @@ at::Tensor Model::forward(KVCache& cache, const at::Tensor& tokens_in, const at:
   if (T == 0) bad("tokens is empty");
   if (!cache.k.defined() || cache.k.dim() != 4 || cache.k.size(0) != c.num_layers ||
       cache.k.size(2) != c.num_kv_heads || cache.k.size(3) != c.head_dim || cache.k.device() != device_ ||
-      cache.k.scalar_type() != dtype_ || !cache.v.defined() || cache.v.sizes() != cache.k.sizes())
+      cache.k.scalar_type() != dtype_ || !cache.v.defined() || cache.v.sizes() != cache.k.sizes() ||
+      cache.v.device() != device_ || cache.v.scalar_type() != dtype_ || !cache.k.is_contiguous() ||
+      !cache.v.is_contiguous())
     bad("the cache was not made by this model (use model.new_cache)");
   if (cache.length + T > cache.capacity())
     bad(std::to_string(T) + " new tokens after " + std::to_string(cache.length) + " cached exceed the cache capacity " +
         std::to_string(cache.capacity()));
 
-  at::Tensor tokens_cpu = tokens_in.to(at::kCPU);
-  const int64_t lo = tokens_cpu.min().item<int64_t>(), hi = tokens_cpu.max().item<int64_t>();
+  // The inputs are checked on CPU copies (no copy, and no ATen call, when they are CPU
+  // tensors already: the usual case, and every CPU decode step).
+  const at::Tensor tokens_cpu = on_cpu(tokens_in);
+  const int64_t* tok = tokens_cpu.data_ptr<int64_t>();
+  const auto [lo, hi] = min_max(tok, T);
   if (lo < 0 || hi >= c.vocab_size)
     bad("token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary [0, " +
         std::to_string(c.vocab_size) + ")");
 
-  at::Tensor positions;
+  at::Tensor positions_cpu;
   if (positions_in.defined()) {
     if (positions_in.dim() != 1 || positions_in.size(0) != T || positions_in.scalar_type() != at::kLong)
       bad("positions must be an int64 tensor of the same length as tokens");
-    positions = positions_in.to(device_).contiguous();
-    at::Tensor pc = positions_in.to(at::kCPU);
-    if (pc.min().item<int64_t>() < 0) bad("positions must be non-negative");
-    if (c.arch == Arch::Opt && pc.max().item<int64_t>() >= c.max_position_embeddings)
-      bad("position " + std::to_string(pc.max().item<int64_t>()) + " is beyond OPT's learned positions (" +
+    positions_cpu = on_cpu(positions_in);
+    const auto [plo, phi] = min_max(positions_cpu.data_ptr<int64_t>(), T);
+    if (plo < 0) bad("positions must be non-negative");
+    if (c.arch == Arch::Opt && phi >= c.max_position_embeddings)
+      bad("position " + std::to_string(phi) + " is beyond OPT's learned positions (" +
           std::to_string(c.max_position_embeddings) + ")");
-  } else {
-    if (c.arch == Arch::Opt && cache.length + T > c.max_position_embeddings)
-      bad("positions up to " + std::to_string(cache.length + T - 1) + " are beyond OPT's learned positions (" +
-          std::to_string(c.max_position_embeddings) + ")");
-    positions = at::arange(cache.length, cache.length + T, at::TensorOptions().dtype(at::kLong).device(device_));
+  } else if (c.arch == Arch::Opt && cache.length + T > c.max_position_embeddings) {
+    bad("positions up to " + std::to_string(cache.length + T - 1) + " are beyond OPT's learned positions (" +
+        std::to_string(c.max_position_embeddings) + ")");
   }
 
-  at::Tensor mask;
+  at::Tensor mask_cpu;
+  int64_t M = T;
   if (tree_mask_in.defined()) {
     if (tree_mask_in.dim() != 2 || tree_mask_in.size(0) != T || tree_mask_in.size(1) < T ||
         tree_mask_in.size(1) > cache.length + T)
       bad("tree_mask must be [T, M] with T = " + std::to_string(T) + " and T <= M <= cache.length + T");
-    mask = tree_mask_in.to(at::TensorOptions().dtype(at::kBool).device(device_)).contiguous();
-    const int64_t M = mask.size(1);
-    if (!mask.narrow(1, M - T, T).diagonal().all().item<bool>())
-      bad("tree_mask must let every token attend to itself (diagonal of its last T columns true)");
+    mask_cpu = tree_mask_in.scalar_type() == at::kBool ? on_cpu(tree_mask_in)
+                                                        : on_cpu(tree_mask_in).to(at::kBool).contiguous();
+    M = mask_cpu.size(1);
+    const bool* m = mask_cpu.data_ptr<bool>();
+    for (int64_t i = 0; i < T; ++i)
+      if (!m[i * M + M - T + i])
+        bad("tree_mask must let every token attend to itself (diagonal of its last T columns true)");
   }
 
-  at::Tensor rows;
+  at::Tensor rows_cpu;
   if (logit_rows_in.defined()) {
     if (logit_rows_in.dim() != 1 || logit_rows_in.scalar_type() != at::kLong)
       bad("logit_rows must be a 1-D int64 tensor");
-    if (logit_rows_in.numel() > 0) {
-      at::Tensor rc = logit_rows_in.to(at::kCPU);
-      if (rc.min().item<int64_t>() < 0 || rc.max().item<int64_t>() >= T)
-        bad("logit_rows must index the " + std::to_string(T) + " new tokens");
+    rows_cpu = on_cpu(logit_rows_in);
+    if (rows_cpu.numel() > 0) {
+      const auto [rlo, rhi] = min_max(rows_cpu.data_ptr<int64_t>(), rows_cpu.numel());
+      if (rlo < 0 || rhi >= T) bad("logit_rows must index the " + std::to_string(T) + " new tokens");
     }
-    rows = logit_rows_in.to(device_);
   }
 
+  if (device_.is_cpu()) return forward_cpu(cache, tok, positions_cpu, mask_cpu, rows_cpu, T, M);
+
+  at::Tensor positions =
+      positions_cpu.defined()
+          ? positions_cpu.to(device_)
+          : at::arange(cache.length, cache.length + T, at::TensorOptions().dtype(at::kLong).device(device_));
+  at::Tensor mask = mask_cpu.defined() ? mask_cpu.to(device_) : at::Tensor();
   at::Tensor h = hidden_states(cache, tokens_cpu.to(device_), positions, mask);
   cache.length += T;
-  if (rows.defined()) h = h.index_select(0, rows);
+  if (rows_cpu.defined()) h = h.index_select(0, rows_cpu.to(device_));
   return ops::linear(h, lm_head(), at::Tensor()).to(at::kFloat);
+}
+
+at::Tensor Model::forward_cpu(KVCache& cache, const int64_t* tokens, const at::Tensor& positions_in,
+                              const at::Tensor& mask, const at::Tensor& rows, int64_t T, int64_t M) {
+  const CpuScratchPool::Lease lease = scratch_->acquire();
+  CpuScratch& scratch = *lease;
+  const int64_t* positions;
+  if (positions_in.defined()) {
+    positions = positions_in.data_ptr<int64_t>();
+  } else {
+    int64_t* p = scratch.ints(CpuScratch::kPositions, T);
+    for (int64_t t = 0; t < T; ++t) p[t] = cache.length + t;
+    positions = p;
+  }
+  const CpuInputs in{tokens, positions, mask.defined() ? mask.data_ptr<bool>() : nullptr, T, M};
+  const float* h = hidden_states_cpu(cache, in, scratch);
+  cache.length += T;
+
+  const at::Tensor& head = lm_head();
+  const int64_t V = head.size(0), P = head.size(1);
+  int64_t R = T;
+  if (rows.defined()) {
+    R = rows.numel();
+    float* sel = scratch.floats(CpuScratch::kRows, R * P);
+    const int64_t* r = rows.data_ptr<int64_t>();
+    for (int64_t i = 0; i < R; ++i) std::copy(h + r[i] * P, h + (r[i] + 1) * P, sel + i * P);
+    h = sel;
+  }
+  at::Tensor logits = at::empty({R, V}, at::TensorOptions().dtype(at::kFloat));
+  if (R > 0)
+    ops::cpu::matvec(h, R, ops::cpu::mat_of(head, at::Tensor()), ops::cpu::Epilogue::kStore,
+                     logits.data_ptr<float>(), V, nullptr, 0);
+  return logits;
 }
 
 std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options) {

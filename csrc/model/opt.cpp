@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ops/activations.h"
+#include "ops/fused.h"
 #include "ops/linear.h"
 #include "ops/norms.h"
 #include "ops/tree_attention.h"
@@ -14,6 +15,7 @@ namespace {
 
 // OPT's learned position table has two extra leading rows (a historic padding offset).
 constexpr int64_t kPositionOffset = 2;
+constexpr double kEps = 1e-5;  // OPT's LayerNorms use torch's default epsilon
 
 }  // namespace
 
@@ -63,12 +65,76 @@ OptModel::OptModel(const ModelConfig& c, WeightLoader& w, at::Device device, at:
   } else {
     lm_head_ = w.take_matrix("lm_head.weight", {V, P});
   }
+  if (device.is_cpu()) {
+    using ops::cpu::mat_of;
+    cpu_stack_ = CpuStack{H, c.num_heads, c.num_kv_heads, c.head_dim, F, /*rope=*/false, !c.do_layer_norm_before, {}};
+    auto norm_of = [](const at::Tensor& wt, const at::Tensor& b) {
+      return CpuNorm{CpuNorm::kLayer, wt.defined() ? wt.data_ptr<float>() : nullptr,
+                     b.defined() ? b.data_ptr<float>() : nullptr, static_cast<float>(kEps)};
+    };
+    for (const Layer& L : layers_) {
+      CpuBlock b;
+      b.attn_norm = norm_of(L.ln1_w, L.ln1_b);
+      b.mlp_norm = norm_of(L.ln2_w, L.ln2_b);
+      b.q = mat_of(L.wq, L.bq);
+      b.k = mat_of(L.wk, L.bk);
+      b.v = mat_of(L.wv, L.bv);
+      b.o = mat_of(L.wo, L.bo);
+      b.up = mat_of(L.fc1, L.b1);  // gate stays empty: a ReLU MLP
+      b.down = mat_of(L.fc2, L.b2);
+      cpu_stack_.blocks.push_back(b);
+    }
+  }
+}
+
+const float* OptModel::hidden_states_cpu(KVCache& cache, const CpuInputs& in, CpuScratch& sc) {
+  using namespace ops::cpu;
+  const auto& c = config_;
+  const int64_t T = in.T, H = c.hidden_size, P = c.word_embed_proj_dim;
+  float* x = sc.floats(CpuScratch::kResidual, T * H);
+  if (project_in_.defined()) {
+    float* e = sc.floats(CpuScratch::kEmbed, T * P);
+    gather_rows(mat_of(embed_, at::Tensor()), in.tokens, T, e);
+    matvec(e, T, mat_of(project_in_, at::Tensor()), Epilogue::kStore, x, H, nullptr, 0);
+  } else {
+    gather_rows(mat_of(embed_, at::Tensor()), in.tokens, T, x);
+  }
+  const float* pos_table = positions_.data_ptr<float>();
+  for (int64_t t = 0; t < T; ++t) {
+    const float* p = pos_table + (in.positions[t] + kPositionOffset) * H;
+    for (int64_t i = 0; i < H; ++i) x[t * H + i] += p[i];
+  }
+  CpuStep st;
+  st.T = T;
+  st.x = x;
+  st.k_cache = cache.k.data_ptr<float>();
+  st.v_cache = cache.v.data_ptr<float>();
+  st.capacity = cache.capacity();
+  st.start = cache.length;
+  // Slots before `prefix` are seen by every new token; the mask rules the rest.
+  st.M = in.M;
+  st.prefix = cache.length + T - in.M;
+  st.mask = in.mask;
+  st.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  run_stack_cpu(cpu_stack_, st, sc);
+  const float* h = x;
+  if (final_w_.defined() || (c.final_layer_norm && !c.layer_norm_affine)) {
+    float* out = sc.floats(CpuScratch::kHidden, T * H);
+    layer_norm_f32(x, final_w_.defined() ? final_w_.data_ptr<float>() : nullptr,
+                   final_b_.defined() ? final_b_.data_ptr<float>() : nullptr, out, T, H, static_cast<float>(kEps));
+    h = out;
+  }
+  if (project_out_.defined()) {
+    float* out = sc.floats(CpuScratch::kProjected, T * P);
+    matvec(h, T, mat_of(project_out_, at::Tensor()), Epilogue::kStore, out, P, nullptr, 0);
+    h = out;
+  }
+  return h;
 }
 
 at::Tensor OptModel::hidden_states(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
                                    const at::Tensor& tree_mask) {
   const auto& c = config_;
-  constexpr double kEps = 1e-5;  // OPT's LayerNorms use torch's default epsilon
   const int64_t T = tokens.size(0), start = cache.length;
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   // Slots before `visible` are seen by every new token; the mask rules the rest.

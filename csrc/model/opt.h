@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "model/cpu_forward.h"
 #include "model/weight_loader.h"
 #include "mtad/model.h"
 
@@ -17,6 +18,7 @@ class OptModel final : public Model {
  protected:
   at::Tensor hidden_states(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
                            const at::Tensor& tree_mask) override;
+  const float* hidden_states_cpu(KVCache& cache, const CpuInputs& in, CpuScratch& scratch) override;
   const at::Tensor& lm_head() const override { return lm_head_; }
 
  private:
@@ -26,6 +28,7 @@ class OptModel final : public Model {
   };
   at::Tensor embed_, positions_, project_in_, project_out_, final_w_, final_b_, lm_head_;
   std::vector<Layer> layers_;
+  CpuStack cpu_stack_;  // the same weights as raw pointers (CPU models)
 };
 
 }  // namespace mtad

@@ -11,6 +11,9 @@
 
 namespace mtad {
 
+class CpuScratch;
+class CpuScratchPool;
+
 struct LoadOptions {
   std::string device = "cpu";  // "cpu" or "cuda[:N]"
   // On a GPU the run dtype: "auto" = the checkpoint's half type (else float16),
@@ -26,7 +29,7 @@ struct LoadOptions {
 
 class Model {
  public:
-  virtual ~Model() = default;
+  virtual ~Model();
 
   const ModelConfig& config() const { return config_; }
   at::Device device() const { return device_; }
@@ -49,18 +52,33 @@ class Model {
                      const at::Tensor& tree_mask, const at::Tensor& logit_rows);
 
  protected:
-  Model(ModelConfig config, at::Device device, at::ScalarType dtype, at::ScalarType weight_dtype)
-      : config_(std::move(config)), device_(device), dtype_(dtype), weight_dtype_(weight_dtype) {}
+  Model(ModelConfig config, at::Device device, at::ScalarType dtype, at::ScalarType weight_dtype);
 
-  // Final hidden states [T, out_dim] of the validated inputs; cache layout checked.
+  // Final hidden states [T, out_dim] of the validated inputs; cache layout checked. The
+  // GPU path: one op (ops/*.h) after another on device tensors.
   virtual at::Tensor hidden_states(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
                                    const at::Tensor& tree_mask) = 0;
+  // The CPU path, on raw pointers: validated tokens and positions [T], tree mask [T, M]
+  // or null (causal, M = T). Returns the final hidden states [T, out_dim] in `scratch`
+  // (model/cpu_forward.h): fused kernels in one parallel region, no ATen call, no allocation.
+  struct CpuInputs {
+    const int64_t* tokens;
+    const int64_t* positions;
+    const bool* mask;
+    int64_t T, M;
+  };
+  virtual const float* hidden_states_cpu(KVCache& cache, const CpuInputs& in, CpuScratch& scratch) = 0;
   virtual const at::Tensor& lm_head() const = 0;
 
   ModelConfig config_;
   at::Device device_;
   at::ScalarType dtype_;
   at::ScalarType weight_dtype_;
+
+ private:
+  at::Tensor forward_cpu(KVCache& cache, const int64_t* tokens, const at::Tensor& positions, const at::Tensor& mask,
+                         const at::Tensor& rows, int64_t T, int64_t M);
+  std::unique_ptr<CpuScratchPool> scratch_;  // CPU forwards' buffers, reused
 };
 
 // Loads config.json and the safetensors weights of a Hugging Face model folder.

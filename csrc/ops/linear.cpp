@@ -6,11 +6,17 @@
 
 namespace mtad::ops {
 
-// Rows of x per pass of the streaming kernel: the weights are re-read once per block
-// (from cache for all but the largest matrices). On this kind of CPU the streaming
-// kernel beats the BLAS GEMM at every T measured: a T = 32 tree verification costs
-// 1.02x a single-token step with it, and the GEMM path cost 39x.
-constexpr int64_t kBlockRows = 32;
+namespace cpu {
+Mat mat_of(const at::Tensor& w, const at::Tensor& b) {
+  Mat m;
+  m.w = w.data_ptr();
+  m.type = w.scalar_type() == at::kFloat ? WType::F32 : w.scalar_type() == at::kHalf ? WType::F16 : WType::BF16;
+  m.rows = w.size(0);
+  m.cols = w.size(1);
+  m.bias = b.defined() ? b.data_ptr<float>() : nullptr;
+  return m;
+}
+}  // namespace cpu
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   check_float(x, "linear", "x");
@@ -26,21 +32,12 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
     check_like(b, x, "linear", "b");
     TORCH_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "linear: b must be [", w.size(0), "]");
   }
-  const int64_t T = x.size(0), K = x.size(1), N = w.size(0);
+  const int64_t T = x.size(0), N = w.size(0);
   if (x.device().is_cpu() && x.scalar_type() == at::kFloat) {
     at::Tensor xc = x.contiguous();
     at::Tensor y = at::empty({T, N}, x.options());
-    const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
-    for (int64_t t0 = 0; t0 < T; t0 += kBlockRows) {
-      const int64_t rows = std::min(kBlockRows, T - t0);
-      const float* xp = xc.data_ptr<float>() + t0 * K;
-      float* yp = y.data_ptr<float>() + t0 * N;
-      switch (w.scalar_type()) {
-        case at::kFloat: cpu::linear_f32(xp, w.data_ptr<float>(), bp, yp, rows, K, N); break;
-        case at::kHalf: cpu::linear_f16(xp, w.data_ptr<at::Half>(), bp, yp, rows, K, N); break;
-        default: cpu::linear_bf16(xp, w.data_ptr<at::BFloat16>(), bp, yp, rows, K, N); break;
-      }
-    }
+    cpu::matvec(xc.data_ptr<float>(), T, cpu::mat_of(w, b), cpu::Epilogue::kStore, y.data_ptr<float>(), N, nullptr,
+                0);
     return y;
   }
   // GPU: cuBLAS.

@@ -15,5 +15,10 @@ at::Tensor tree_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
 namespace cpu {
 void tree_attention_f32(const float* q, const float* k, const float* v, const bool* mask, float* out, int64_t T,
                         int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale);
+// Tasks [task0, task1) of tree_attention_f32, task = t * H + h (query row t, head h);
+// scores: room for prefix + M floats. For callers that split the tasks themselves.
+void tree_attention_tasks_f32(const float* q, const float* k, const float* v, const bool* mask, float* out,
+                              int64_t T, int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale,
+                              int64_t task0, int64_t task1, float* scores);
 }
 }  // namespace mtad::ops

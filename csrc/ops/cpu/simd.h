@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -15,10 +16,17 @@ namespace mtad::ops::cpu {
 // parallel region costs more than it saves, and on a busy machine a region whose other
 // thread is descheduled stalls for a whole time slice.
 constexpr int64_t kMinParallelWork = 1 << 16;
+// The value in force: kMinParallelWork unless a test lowered it (0 splits every loop, so
+// that tiny models exercise the multi-thread paths; mtad_ext.ops.set_min_parallel_work).
+inline std::atomic<int64_t>& min_parallel_work() {
+  static std::atomic<int64_t> value{kMinParallelWork};
+  return value;
+}
 
 // Grain (iterations per chunk) for a parallel loop whose iterations cost `work_per_item`.
 inline int64_t grain_for(int64_t work_per_item) {
-  return work_per_item <= 0 ? 1 : std::max<int64_t>(1, kMinParallelWork / work_per_item);
+  const int64_t min_work = min_parallel_work().load(std::memory_order_relaxed);
+  return work_per_item <= 0 ? 1 : std::max<int64_t>(1, min_work / work_per_item);
 }
 
 #ifdef MTAD_AVX2
