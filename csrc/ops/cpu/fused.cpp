@@ -13,37 +13,63 @@ inline float silu_times(float g, float u) { return g / (1.f + std::exp(-g)) * u;
 template <class W>
 void gate_up_impl(const float* x, int64_t T, const W* wg, const W* wu, const float* bg, const float* bu, int64_t K,
                   int64_t N, float* out, int64_t n0, int64_t n1) {
+  const int R = T == 1 ? kTileRowsT1 : kTileRows;
+  Tile g, u;
   for (int64_t t0 = 0; t0 < T; t0 += kBlockRows) {
     const int64_t t1 = std::min(T, t0 + kBlockRows);
-    for (int64_t n = n0; n < n1; ++n) {
-      const W* gr = wg + n * K;
-      const W* ur = wu + n * K;
-      const float gb = bg ? bg[n] : 0.f, ub = bu ? bu[n] : 0.f;
-      for (int64_t t = t0; t < t1; ++t) {
-        const float g = dot_row(gr, x + t * K, K) + gb;
-        const float u = dot_row(ur, x + t * K, K) + ub;
-        out[t * N + n] = silu_times(g, u);
+    for (int64_t n = n0; n < n1; n += R) {
+      const int r = static_cast<int>(std::min<int64_t>(R, n1 - n));
+      const W *gr[kTileRowsT1], *ur[kTileRowsT1];
+      for (int i = 0; i < r; ++i) gr[i] = wg + (n + i) * K, ur[i] = wu + (n + i) * K;
+      for (int64_t t = t0; t < t1; t += kTileCols) {
+        const int c = static_cast<int>(std::min<int64_t>(kTileCols, t1 - t));
+        const float* xr[kTileCols];
+        for (int j = 0; j < c; ++j) xr[j] = x + (t + j) * K;
+        dot_tile_dyn(gr, r, xr, c, K, g);
+        dot_tile_dyn(ur, r, xr, c, K, u);
+        for (int i = 0; i < r; ++i) {
+          const float gb = bg ? bg[n + i] : 0.f, ub = bu ? bu[n + i] : 0.f;
+          for (int j = 0; j < c; ++j) out[(t + j) * N + n + i] = silu_times(g.v[i][j] + gb, u.v[i][j] + ub);
+        }
       }
     }
   }
 }
 
+// Rotated row pairs (r0, r1) of one head: a tile holds the pairs of up to `per` units.
 template <class W>
 void proj_impl(const float* x, int64_t T, const W* w, const float* b, int64_t K, int64_t D, const float* cs,
                const float* sn, float* y, int64_t ldy, int64_t u0, int64_t u1) {
   const int64_t half = D / 2;
+  const int per = T == 1 ? kTileRowsT1 / 2 : 1;
+  Tile tile;
   for (int64_t t0 = 0; t0 < T; t0 += kBlockRows) {
     const int64_t t1 = std::min(T, t0 + kBlockRows);
-    for (int64_t u = u0; u < u1; ++u) {
-      const int64_t i = u % half, r0 = (u / half) * D + i, r1 = r0 + half;
-      const float b0 = b ? b[r0] : 0.f, b1 = b ? b[r1] : 0.f;
-      for (int64_t t = t0; t < t1; ++t) {
-        const float a = dot_row(w + r0 * K, x + t * K, K) + b0;
-        const float c = dot_row(w + r1 * K, x + t * K, K) + b1;
-        const float co = cs[t * half + i], si = sn[t * half + i];
-        // The same rotation as ops/cpu/rope.cpp (rotate-half pairing).
-        y[t * ldy + r0] = a * co - c * si;
-        y[t * ldy + r1] = c * co + a * si;
+    for (int64_t u = u0; u < u1; u += per) {
+      const int m = static_cast<int>(std::min<int64_t>(per, u1 - u));
+      const W* wr[kTileRowsT1];
+      int64_t rows[kTileRowsT1];
+      for (int q = 0; q < m; ++q) {
+        const int64_t i = (u + q) % half, r0 = ((u + q) / half) * D + i;
+        rows[2 * q] = r0, rows[2 * q + 1] = r0 + half;
+        wr[2 * q] = w + r0 * K, wr[2 * q + 1] = w + (r0 + half) * K;
+      }
+      for (int64_t t = t0; t < t1; t += kTileCols) {
+        const int c = static_cast<int>(std::min<int64_t>(kTileCols, t1 - t));
+        const float* xr[kTileCols];
+        for (int j = 0; j < c; ++j) xr[j] = x + (t + j) * K;
+        dot_tile_dyn(wr, 2 * m, xr, c, K, tile);
+        for (int q = 0; q < m; ++q) {
+          const int64_t r0 = rows[2 * q], r1 = rows[2 * q + 1], i = (u + q) % half;
+          const float b0 = b ? b[r0] : 0.f, b1 = b ? b[r1] : 0.f;
+          for (int j = 0; j < c; ++j) {
+            const float a = tile.v[2 * q][j] + b0, cc = tile.v[2 * q + 1][j] + b1;
+            const float co = cs[(t + j) * half + i], si = sn[(t + j) * half + i];
+            // The same rotation as ops/cpu/rope.cpp (rotate-half pairing).
+            y[(t + j) * ldy + r0] = a * co - cc * si;
+            y[(t + j) * ldy + r1] = cc * co + a * si;
+          }
+        }
       }
     }
   }

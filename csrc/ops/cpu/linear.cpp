@@ -12,21 +12,14 @@ namespace {
 template <class W>
 void matvec_impl(const float* x, int64_t T, const W* w, const float* b, int64_t K, Epilogue e, float* y, int64_t ldy,
                  const float* base, int64_t ldbase, int64_t n0, int64_t n1) {
-  for (int64_t t0 = 0; t0 < T; t0 += kBlockRows) {
-    const int64_t t1 = std::min(T, t0 + kBlockRows);
-    for (int64_t n = n0; n < n1; ++n) {
-      const W* wr = w + n * K;
-      const float bias = b ? b[n] : 0.f;
-      for (int64_t t = t0; t < t1; ++t) {
-        const float v = dot_row(wr, x + t * K, K) + bias;
-        switch (e) {
-          case Epilogue::kStore: y[t * ldy + n] = v; break;
-          case Epilogue::kRelu: y[t * ldy + n] = v > 0.f ? v : 0.f; break;
-          case Epilogue::kAdd: y[t * ldy + n] = base[t * ldbase + n] + v; break;
-        }
-      }
+  for_each_dot(w, K, n0, n1, x, T, [&](int64_t n, int64_t t, float dot) {
+    const float v = dot + (b ? b[n] : 0.f);
+    switch (e) {
+      case Epilogue::kStore: y[t * ldy + n] = v; break;
+      case Epilogue::kRelu: y[t * ldy + n] = v > 0.f ? v : 0.f; break;
+      case Epilogue::kAdd: y[t * ldy + n] = base[t * ldbase + n] + v; break;
     }
-  }
+  });
 }
 
 }  // namespace

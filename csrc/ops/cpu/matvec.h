@@ -5,6 +5,9 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "ops/cpu/simd.h"
 #include "ops/linear.h"
 
@@ -26,26 +29,6 @@ inline float widen(float v) { return v; }
 inline float widen(c10::Half v) { return static_cast<float>(v); }
 inline float widen(c10::BFloat16 v) { return static_cast<float>(v); }
 
-// One weight row against one activation row, four independent accumulators.
-template <class W>
-inline float dot_row(const W* w, const float* x, int64_t K) {
-  int64_t k = 0;
-  float s = 0.f;
-#ifdef MTAD_AVX2
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  for (; k + 32 <= K; k += 32) {
-    a0 = _mm256_fmadd_ps(load8(w + k), _mm256_loadu_ps(x + k), a0);
-    a1 = _mm256_fmadd_ps(load8(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
-    a2 = _mm256_fmadd_ps(load8(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
-    a3 = _mm256_fmadd_ps(load8(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);
-  }
-  for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(load8(w + k), _mm256_loadu_ps(x + k), a0);
-  s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-#endif
-  for (; k < K; ++k) s += widen(w[k]) * x[k];
-  return s;
-}
-
 // Calls f with the weight pointer of m cast to its element type.
 template <class F>
 inline void with_weights(const Mat& m, F&& f) {
@@ -57,9 +40,98 @@ inline void with_weights(const Mat& m, F&& f) {
 }
 
 // Rows of x per pass of the streaming kernels: the weights are re-read once per block
-// (from cache for all but the largest matrices). On this kind of CPU the streaming
-// kernel beats the BLAS GEMM at every T measured: a T = 32 tree verification costs
-// 1.02x a single-token step with it, and the GEMM path cost 39x.
+// (from cache for all but the largest matrices), the block of x stays in L2.
 constexpr int64_t kBlockRows = 32;
+
+// A register tile: up to kTileRows weight rows against up to kTileCols activation rows
+// (kTileRowsT1 rows when there is one activation row). Each weight vector loaded feeds
+// several activation rows, so a T-token forward costs far less than T single-token ones.
+constexpr int kTileRows = 3, kTileCols = 4, kTileRowsT1 = 6;
+struct Tile {
+  float v[kTileRowsT1][kTileCols];
+};
+
+// out.v[r][c] = w[r] . x[c], one accumulator per pair: every dot product is summed in the
+// same order whatever the tile shape, so results do not depend on T or on the threads.
+template <int R, int C, class W>
+inline void dot_tile(const W* const* w, const float* const* x, int64_t K, Tile& out) {
+  int64_t k = 0;
+#ifdef MTAD_AVX2
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  for (; k + 8 <= K; k += 8) {
+    __m256 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = load8(w[r] + k);
+    for (int c = 0; c < C; ++c) {
+      const __m256 xv = _mm256_loadu_ps(x[c] + k);
+      for (int r = 0; r < R; ++r) acc[r][c] = _mm256_fmadd_ps(wv[r], xv, acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) out.v[r][c] = hsum(acc[r][c]);
+#else
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) out.v[r][c] = 0.f;
+#endif
+  for (; k < K; ++k)
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) out.v[r][c] += widen(w[r][k]) * x[c][k];
+}
+
+// dot_tile for a shape known at run time: r <= kTileRows and c <= kTileCols, or
+// r <= kTileRowsT1 and c == 1.
+template <class W>
+inline void dot_tile_dyn(const W* const* w, int r, const float* const* x, int c, int64_t K, Tile& out) {
+  switch (r * 8 + c) {
+    case 1 * 8 + 1: return dot_tile<1, 1>(w, x, K, out);
+    case 1 * 8 + 2: return dot_tile<1, 2>(w, x, K, out);
+    case 1 * 8 + 3: return dot_tile<1, 3>(w, x, K, out);
+    case 1 * 8 + 4: return dot_tile<1, 4>(w, x, K, out);
+    case 2 * 8 + 1: return dot_tile<2, 1>(w, x, K, out);
+    case 2 * 8 + 2: return dot_tile<2, 2>(w, x, K, out);
+    case 2 * 8 + 3: return dot_tile<2, 3>(w, x, K, out);
+    case 2 * 8 + 4: return dot_tile<2, 4>(w, x, K, out);
+    case 3 * 8 + 1: return dot_tile<3, 1>(w, x, K, out);
+    case 3 * 8 + 2: return dot_tile<3, 2>(w, x, K, out);
+    case 3 * 8 + 3: return dot_tile<3, 3>(w, x, K, out);
+    case 3 * 8 + 4: return dot_tile<3, 4>(w, x, K, out);
+    case 4 * 8 + 1: return dot_tile<4, 1>(w, x, K, out);
+    case 5 * 8 + 1: return dot_tile<5, 1>(w, x, K, out);
+    default: return dot_tile<6, 1>(w, x, K, out);
+  }
+}
+
+// Walks weight rows [n0, n1) of a K-column matrix against activation rows [0, T) of x in
+// register tiles, calling emit(n, t, dot) for every pair.
+template <class W, class Emit>
+inline void for_each_dot(const W* w, int64_t K, int64_t n0, int64_t n1, const float* x, int64_t T, Emit&& emit) {
+  const int R = T == 1 ? kTileRowsT1 : kTileRows;
+  Tile tile;
+  for (int64_t t0 = 0; t0 < T; t0 += kBlockRows) {
+    const int64_t t1 = std::min(T, t0 + kBlockRows);
+    for (int64_t n = n0; n < n1; n += R) {
+      const int r = static_cast<int>(std::min<int64_t>(R, n1 - n));
+      const W* wr[kTileRowsT1];
+      for (int i = 0; i < r; ++i) wr[i] = w + (n + i) * K;
+      for (int64_t t = t0; t < t1; t += kTileCols) {
+        const int c = static_cast<int>(std::min<int64_t>(kTileCols, t1 - t));
+        const float* xr[kTileCols];
+        for (int j = 0; j < c; ++j) xr[j] = x + (t + j) * K;
+        dot_tile_dyn(wr, r, xr, c, K, tile);
+        for (int i = 0; i < r; ++i)
+          for (int j = 0; j < c; ++j) emit(n + i, t + j, tile.v[i][j]);
+      }
+    }
+  }
+}
+
+// The single dot product, summed in the tiles' order.
+template <class W>
+inline float dot_row(const W* w, const float* x, int64_t K) {
+  Tile tile;
+  dot_tile<1, 1>(&w, &x, K, tile);
+  return tile.v[0][0];
+}
 
 }  // namespace mtad::ops::cpu
