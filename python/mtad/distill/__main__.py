@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         shards = teacher_data.build(teacher_dir, all_prompts, data_dir, max_new=args.max_new, modes=modes)
     data_minutes = round((time.time() - t0) / 60, 1)
+    if args.skip_teacher and shards:  # the answers were made earlier: their files' time span
+        stamps = [p.stat().st_mtime for p in shards]
+        data_minutes = round((max(stamps) - min(stamps)) / 60 * len(stamps) / max(len(stamps) - 1, 1), 1)
     train_set = train.load_examples(shards, False, args.context)
     held_out = train.load_examples(shards, True, args.context)
     if not train_set or not held_out:
@@ -86,7 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     shape = student.StudentShape(hidden=args.hidden, layers=args.layers, intermediate=args.intermediate)
-    model = student.init_student(teacher_dir, shape, args.seed)
+    earlier = None
+    if args.init is not None:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(args.init, dtype=torch.float32)
+        c = model.config
+        shape = student.StudentShape(c.hidden_size, c.num_hidden_layers, c.num_attention_heads,
+                                     c.num_key_value_heads, c.intermediate_size)
+        if (args.init / "provenance.json").is_file():
+            earlier = json.loads((args.init / "provenance.json").read_text())
+    else:
+        model = student.init_student(teacher_dir, shape, args.seed)
     result = train.train(
         model,
         train_set,
@@ -134,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 "minutes": data_minutes,
             },
             "training": result,
+        "continued_from": earlier,
             "evaluation": evaluation,
         },
     )

@@ -54,6 +54,12 @@ def write_provenance(out: Path, record: dict[str, Any]) -> None:
         "of each source) never trained on",
         f"- teacher data: {record['data']['minutes']} min; training: {record['training']['minutes']} min, "
         f"{record['training']['steps']} steps",
+    ]
+    prev = record.get("continued_from")
+    if prev:
+        lines.append(f"- continued from an earlier run of {prev['training']['minutes']} min, "
+                     f"{prev['training']['steps']} steps (its record: provenance.json, `continued_from`)")
+    lines += [
         "",
         "## Quality (held-out prompts)",
         "",
