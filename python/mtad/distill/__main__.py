@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--eval-prompts", type=int, default=24, help="held-out prompts measured with the engine (default 24)"
     )
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue training a draft folder written by an earlier run (its shape wins)")
     ap.add_argument(
         "--skip-teacher", action="store_true", help="train on the teacher answers already cached, generate none"
     )
