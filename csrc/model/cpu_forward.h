@@ -7,11 +7,13 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <vector>
 
+#include "mtad/kv_cache.h"
 #include "ops/linear.h"
 
 namespace mtad {
@@ -118,6 +120,23 @@ struct CpuStep {
   const float* rope_cos = nullptr;  // [T, head_dim / 2] when the stack uses RoPE
   const float* rope_sin = nullptr;
 };
+
+// The step every model runs over T new tokens in x: their cache rows start at the cache's
+// length; the slots before `prefix` are seen by every new token, the mask [T, M] rules the rest.
+inline CpuStep cpu_step(KVCache& cache, float* x, int64_t T, int64_t M, const bool* mask, int64_t head_dim) {
+  CpuStep st;
+  st.T = T;
+  st.x = x;
+  st.k_cache = cache.k.data_ptr<float>();
+  st.v_cache = cache.v.data_ptr<float>();
+  st.capacity = cache.capacity();
+  st.start = cache.length;
+  st.M = M;
+  st.prefix = cache.length + T - M;
+  st.mask = mask;
+  st.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  return st;
+}
 
 // Runs every block of `stack` on step.x (post-norm: the last block's mlp_norm included).
 void run_stack_cpu(const CpuStack& stack, const CpuStep& step, CpuScratch& scratch);

@@ -97,18 +97,7 @@ const float* LlamaModel::hidden_states_cpu(KVCache& cache, const CpuInputs& in, 
   const int64_t T = in.T, H = c.hidden_size, half = c.head_dim / 2;
   float* x = sc.floats(CpuScratch::kResidual, T * H);
   ops::cpu::gather_rows(ops::cpu::mat_of(embed_, at::Tensor()), in.tokens, T, x);
-  CpuStep st;
-  st.T = T;
-  st.x = x;
-  st.k_cache = cache.k.data_ptr<float>();
-  st.v_cache = cache.v.data_ptr<float>();
-  st.capacity = cache.capacity();
-  st.start = cache.length;
-  // Slots before `prefix` are seen by every new token; the mask rules the rest.
-  st.M = in.M;
-  st.prefix = cache.length + T - in.M;
-  st.mask = in.mask;
-  st.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  CpuStep st = cpu_step(cache, x, T, in.M, in.mask, c.head_dim);
   float* cs = sc.floats(CpuScratch::kRopeCos, T * half);
   float* sn = sc.floats(CpuScratch::kRopeSin, T * half);
   ops::cpu::rope_tables(in.positions, inv_freq_.data_ptr<float>(), T, half, cs, sn);

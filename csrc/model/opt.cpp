@@ -104,18 +104,7 @@ const float* OptModel::hidden_states_cpu(KVCache& cache, const CpuInputs& in, Cp
     const float* p = pos_table + (in.positions[t] + kPositionOffset) * H;
     for (int64_t i = 0; i < H; ++i) x[t * H + i] += p[i];
   }
-  CpuStep st;
-  st.T = T;
-  st.x = x;
-  st.k_cache = cache.k.data_ptr<float>();
-  st.v_cache = cache.v.data_ptr<float>();
-  st.capacity = cache.capacity();
-  st.start = cache.length;
-  // Slots before `prefix` are seen by every new token; the mask rules the rest.
-  st.M = in.M;
-  st.prefix = cache.length + T - in.M;
-  st.mask = in.mask;
-  st.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  CpuStep st = cpu_step(cache, x, T, in.M, in.mask, c.head_dim);
   run_stack_cpu(cpu_stack_, st, sc);
   const float* h = x;
   if (final_w_.defined() || (c.final_layer_norm && !c.layer_norm_affine)) {
