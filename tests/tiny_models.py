@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 # name -> (architecture, config kwargs). Together they cover GQA and MHA, tied and
-# untied embeddings, llama3 rope scaling, an explicit head_dim, both OPT layouts.
+# untied embeddings, llama3 rope scaling, an explicit head_dim, both OPT layouts, and
+# matrices whose rows (and RoPE row pairs) do not fill whole 8-row panels.
 CONFIGS: dict[str, tuple[str, dict]] = {
     "llama_gqa_tied": (
         "llama",
@@ -33,6 +34,12 @@ CONFIGS: dict[str, tuple[str, dict]] = {
         "llama",
         dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, head_dim=24, tie_word_embeddings=True, attention_bias=True,
+             rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+    ),
+    "llama_odd_rows": (
+        "llama",
+        dict(hidden_size=24, intermediate_size=52, num_hidden_layers=2, num_attention_heads=2,
+             num_key_value_heads=1, head_dim=12, tie_word_embeddings=False,
              rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
     ),
     "opt_pre_ln": (

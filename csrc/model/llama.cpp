@@ -37,13 +37,15 @@ LlamaModel::LlamaModel(const ModelConfig& c, WeightLoader& w, at::Device device,
     : Model(c, device, dtype, weight_dtype) {
   const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t QD = c.num_heads * c.head_dim, KD = c.num_kv_heads * c.head_dim;
+  // q and k in panels of rotated row pairs: RoPE is their matrix kernel's epilogue.
+  const ops::cpu::Packing rope{ops::cpu::Layout::kRopePanels, c.head_dim};
   embed_ = w.take_matrix("model.embed_tokens.weight", {V, H});
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     Layer L;
     L.attn_norm = w.take(p + "input_layernorm.weight", {H});
-    L.wq = w.take_matrix(p + "self_attn.q_proj.weight", {QD, H});
-    L.wk = w.take_matrix(p + "self_attn.k_proj.weight", {KD, H});
+    L.wq = w.take_matrix(p + "self_attn.q_proj.weight", {QD, H}, rope);
+    L.wk = w.take_matrix(p + "self_attn.k_proj.weight", {KD, H}, rope);
     L.wv = w.take_matrix(p + "self_attn.v_proj.weight", {KD, H});
     L.wo = w.take_matrix(p + "self_attn.o_proj.weight", {H, QD});
     if (c.attention_bias) {
@@ -80,13 +82,13 @@ LlamaModel::LlamaModel(const ModelConfig& c, WeightLoader& w, at::Device device,
       CpuBlock b;
       b.attn_norm = CpuNorm{CpuNorm::kRms, L.attn_norm.data_ptr<float>(), nullptr, eps};
       b.mlp_norm = CpuNorm{CpuNorm::kRms, L.mlp_norm.data_ptr<float>(), nullptr, eps};
-      b.q = mat_of(L.wq, L.bq);
-      b.k = mat_of(L.wk, L.bk);
-      b.v = mat_of(L.wv, L.bv);
-      b.o = mat_of(L.wo, L.bo);
-      b.gate = mat_of(L.w_gate, L.b_gate);
-      b.up = mat_of(L.w_up, L.b_up);
-      b.down = mat_of(L.w_down, L.b_down);
+      b.q = mat_of(L.wq, L.bq, QD, rope);
+      b.k = mat_of(L.wk, L.bk, KD, rope);
+      b.v = mat_of(L.wv, L.bv, KD);
+      b.o = mat_of(L.wo, L.bo, H);
+      b.gate = mat_of(L.w_gate, L.b_gate, F);
+      b.up = mat_of(L.w_up, L.b_up, F);
+      b.down = mat_of(L.w_down, L.b_down, H);
       cpu_stack_.blocks.push_back(b);
     }
   }
@@ -96,7 +98,7 @@ const float* LlamaModel::hidden_states_cpu(KVCache& cache, const CpuInputs& in, 
   const auto& c = config_;
   const int64_t T = in.T, H = c.hidden_size, half = c.head_dim / 2;
   float* x = sc.floats(CpuScratch::kResidual, T * H);
-  ops::cpu::gather_rows(ops::cpu::mat_of(embed_, at::Tensor()), in.tokens, T, x);
+  ops::cpu::gather_rows(ops::cpu::mat_of(embed_, at::Tensor(), c.vocab_size), in.tokens, T, x);
   CpuStep st = cpu_step(cache, x, T, in.M, in.mask, c.head_dim);
   float* cs = sc.floats(CpuScratch::kRopeCos, T * half);
   float* sn = sc.floats(CpuScratch::kRopeSin, T * half);

@@ -161,7 +161,7 @@ at::Tensor Model::forward_cpu(KVCache& cache, const int64_t* tokens, const at::T
   cache.length += T;
 
   const at::Tensor& head = lm_head();
-  const int64_t V = head.size(0), P = head.size(1);
+  const int64_t V = config_.vocab_size, P = head.size(1);
   int64_t R = T;
   if (rows.defined()) {
     R = rows.numel();
@@ -172,7 +172,7 @@ at::Tensor Model::forward_cpu(KVCache& cache, const int64_t* tokens, const at::T
   }
   at::Tensor logits = at::empty({R, V}, at::TensorOptions().dtype(at::kFloat));
   if (R > 0)
-    ops::cpu::matvec(h, R, ops::cpu::mat_of(head, at::Tensor()), ops::cpu::Epilogue::kStore,
+    ops::cpu::matvec(h, R, ops::cpu::mat_of(head, at::Tensor(), V), ops::cpu::Epilogue::kStore,
                      logits.data_ptr<float>(), V, nullptr, 0);
   return logits;
 }

@@ -76,12 +76,12 @@ OptModel::OptModel(const ModelConfig& c, WeightLoader& w, at::Device device, at:
       CpuBlock b;
       b.attn_norm = norm_of(L.ln1_w, L.ln1_b);
       b.mlp_norm = norm_of(L.ln2_w, L.ln2_b);
-      b.q = mat_of(L.wq, L.bq);
-      b.k = mat_of(L.wk, L.bk);
-      b.v = mat_of(L.wv, L.bv);
-      b.o = mat_of(L.wo, L.bo);
-      b.up = mat_of(L.fc1, L.b1);  // gate stays empty: a ReLU MLP
-      b.down = mat_of(L.fc2, L.b2);
+      b.q = mat_of(L.wq, L.bq, H);
+      b.k = mat_of(L.wk, L.bk, H);
+      b.v = mat_of(L.wv, L.bv, H);
+      b.o = mat_of(L.wo, L.bo, H);
+      b.up = mat_of(L.fc1, L.b1, F);  // gate stays empty: a ReLU MLP
+      b.down = mat_of(L.fc2, L.b2, H);
       cpu_stack_.blocks.push_back(b);
     }
   }
@@ -94,10 +94,10 @@ const float* OptModel::hidden_states_cpu(KVCache& cache, const CpuInputs& in, Cp
   float* x = sc.floats(CpuScratch::kResidual, T * H);
   if (project_in_.defined()) {
     float* e = sc.floats(CpuScratch::kEmbed, T * P);
-    gather_rows(mat_of(embed_, at::Tensor()), in.tokens, T, e);
-    matvec(e, T, mat_of(project_in_, at::Tensor()), Epilogue::kStore, x, H, nullptr, 0);
+    gather_rows(mat_of(embed_, at::Tensor(), c.vocab_size), in.tokens, T, e);
+    matvec(e, T, mat_of(project_in_, at::Tensor(), H), Epilogue::kStore, x, H, nullptr, 0);
   } else {
-    gather_rows(mat_of(embed_, at::Tensor()), in.tokens, T, x);
+    gather_rows(mat_of(embed_, at::Tensor(), c.vocab_size), in.tokens, T, x);
   }
   const float* pos_table = positions_.data_ptr<float>();
   for (int64_t t = 0; t < T; ++t) {
@@ -115,7 +115,7 @@ const float* OptModel::hidden_states_cpu(KVCache& cache, const CpuInputs& in, Cp
   }
   if (project_out_.defined()) {
     float* out = sc.floats(CpuScratch::kProjected, T * P);
-    matvec(h, T, mat_of(project_out_, at::Tensor()), Epilogue::kStore, out, P, nullptr, 0);
+    matvec(h, T, mat_of(project_out_, at::Tensor(), P), Epilogue::kStore, out, P, nullptr, 0);
     h = out;
   }
   return h;

@@ -26,12 +26,25 @@ WeightLoader::WeightLoader(const WeightFolder& folder, at::Device device, at::Sc
   size_t total = 0;
   for (const auto& name : folder.names()) {
     const TensorInfo& info = folder.info(name);
-    total += static_cast<size_t>(c10::multiply_integers(info.shape)) * c10::elementSize(at::kFloat) + 64;
+    // Matrices in panels are padded to a multiple of 8 rows.
+    const int64_t pad = info.shape.size() == 2 ? 8 * info.shape[1] : 0;
+    total += static_cast<size_t>(c10::multiply_integers(info.shape) + pad) * c10::elementSize(at::kFloat) + 64;
   }
   arena_ = std::make_unique<WeightArena>(total);
 }
 
 at::Tensor WeightLoader::take_as(const std::string& name, const std::vector<int64_t>& shape, at::ScalarType dtype) {
+  at::Tensor src = checked(name, shape);
+  if (arena_) {
+    at::Tensor dst = arena_->alloc(src.sizes(), dtype);
+    dst.copy_(src);
+    return dst;
+  }
+  // .to() returns the mapped tensor itself when dtype and device already match: no copy.
+  return src.to(device_, dtype).contiguous();
+}
+
+at::Tensor WeightLoader::checked(const std::string& name, const std::vector<int64_t>& shape) {
   const TensorInfo& info = folder_.info(name);  // throws "missing tensor"
   if (info.dtype != "F32" && info.dtype != "F16" && info.dtype != "BF16")
     throw WeightError(folder_.dir() + ": tensor '" + name + "' has dtype " + info.dtype +
@@ -40,14 +53,17 @@ at::Tensor WeightLoader::take_as(const std::string& name, const std::vector<int6
     throw WeightError(folder_.dir() + ": tensor '" + name + "' has shape " + shape_str(info.shape) +
                       " but the config implies " + shape_str(shape));
   used_.insert(name);
-  at::Tensor src = folder_.get(name);
-  if (arena_) {
-    at::Tensor dst = arena_->alloc(src.sizes(), dtype);
-    dst.copy_(src);
-    return dst;
-  }
-  // .to() returns the mapped tensor itself when dtype and device already match: no copy.
-  return src.to(device_, dtype).contiguous();
+  return folder_.get(name);
+}
+
+at::Tensor WeightLoader::take_matrix(const std::string& name, const std::vector<int64_t>& shape,
+                                     ops::cpu::Packing packing) {
+  if (!arena_) return take_as(name, shape, matrix_dtype_);
+  const at::Tensor rows = checked(name, shape).to(matrix_dtype_).contiguous();
+  const at::Tensor panels = ops::cpu::pack_panels(rows, packing);
+  at::Tensor dst = arena_->alloc(panels.sizes(), matrix_dtype_);
+  dst.copy_(panels);
+  return dst;
 }
 
 at::Tensor WeightLoader::take_optional(const std::string& name, const std::vector<int64_t>& shape) {

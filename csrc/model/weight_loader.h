@@ -11,6 +11,7 @@
 
 #include "io/safetensors.h"
 #include "model/weight_arena.h"
+#include "ops/linear.h"
 
 namespace mtad {
 
@@ -24,9 +25,10 @@ class WeightLoader {
                bool mmap);
 
   at::Tensor take(const std::string& name, const std::vector<int64_t>& shape) { return take_as(name, shape, dtype_); }
-  at::Tensor take_matrix(const std::string& name, const std::vector<int64_t>& shape) {
-    return take_as(name, shape, matrix_dtype_);
-  }
+  // A weight matrix [N, K]. Copied into the arena (CPU, not mmap), it is laid out in
+  // panels for the CPU kernels: [panels, K, 8] (ops/linear.h, pack_panels).
+  at::Tensor take_matrix(const std::string& name, const std::vector<int64_t>& shape,
+                         ops::cpu::Packing packing = {});
   // Undefined when the folder lacks the tensor.
   at::Tensor take_optional(const std::string& name, const std::vector<int64_t>& shape);
   // Accepts a tensor the model does not use (e.g. a tied lm_head copy).
@@ -41,6 +43,8 @@ class WeightLoader {
   at::ScalarType dtype_;
   at::ScalarType matrix_dtype_;
   at::Tensor take_as(const std::string& name, const std::vector<int64_t>& shape, at::ScalarType dtype);
+  // The file's tensor, its dtype and shape checked; marks it used.
+  at::Tensor checked(const std::string& name, const std::vector<int64_t>& shape);
   std::set<std::string> used_;
   std::unique_ptr<WeightArena> arena_;
 };

@@ -7,15 +7,71 @@
 namespace mtad::ops {
 
 namespace cpu {
-Mat mat_of(const at::Tensor& w, const at::Tensor& b) {
+Mat mat_of(const at::Tensor& w, const at::Tensor& b, int64_t rows, Packing packing) {
   Mat m;
   m.w = w.data_ptr();
   m.type = w.scalar_type() == at::kFloat ? WType::F32 : w.scalar_type() == at::kHalf ? WType::F16 : WType::BF16;
+  m.bias = b.defined() ? b.data_ptr<float>() : nullptr;
+  if (w.dim() == 3) {
+    TORCH_CHECK(rows >= 0 && panel_count(rows, packing.layout) == w.size(0) && w.size(2) == 8,
+                "mat_of: a panel tensor [", w.size(0), ", ", w.size(1), ", ", w.size(2), "] does not hold ", rows,
+                " rows");
+    m.rows = rows;
+    m.cols = w.size(1);
+    m.layout = packing.layout;
+    m.head_dim = packing.head_dim;
+    return m;
+  }
   m.rows = w.size(0);
   m.cols = w.size(1);
-  m.bias = b.defined() ? b.data_ptr<float>() : nullptr;
+  TORCH_CHECK(rows < 0 || rows == m.rows, "mat_of: expected ", rows, " rows, the tensor has ", m.rows);
   return m;
 }
+
+int64_t panel_count(int64_t rows, Layout layout) {
+  return layout == Layout::kRopePanels ? (rows / 2 + 3) / 4 : (rows + 7) / 8;
+}
+
+namespace {
+
+// Source row of lane `j` of panel `p` (-1: padding).
+int64_t panel_row(int64_t p, int64_t j, int64_t rows, const Packing& k) {
+  if (k.layout != Layout::kRopePanels) {
+    const int64_t r = p * 8 + j;
+    return r < rows ? r : -1;
+  }
+  const int64_t half = k.head_dim / 2, u = p * 4 + j % 4;
+  if (u >= rows / 2) return -1;
+  return (u / half) * k.head_dim + u % half + (j >= 4 ? half : 0);
+}
+
+template <class E>
+void pack_typed(const E* src, int64_t N, int64_t K, const Packing& k, E* dst, int64_t panels) {
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t j = 0; j < 8; ++j) {
+      const int64_t r = panel_row(p, j, N, k);
+      E* out = dst + p * K * 8 + j;
+      for (int64_t c = 0; c < K; ++c) out[c * 8] = r < 0 ? E(0) : src[r * K + c];
+    }
+}
+
+}  // namespace
+
+at::Tensor pack_panels(const at::Tensor& w, Packing packing) {
+  TORCH_CHECK(w.dim() == 2 && w.device().is_cpu() && w.is_contiguous(), "pack_panels: w must be a contiguous CPU [N, K]");
+  TORCH_CHECK(packing.layout != Layout::kRows, "pack_panels: a panel layout is needed");
+  const int64_t N = w.size(0), K = w.size(1), P = panel_count(N, packing.layout);
+  if (packing.layout == Layout::kRopePanels)
+    TORCH_CHECK(packing.head_dim > 0 && packing.head_dim % 2 == 0 && N % packing.head_dim == 0,
+                "pack_panels: ", N, " rows are not whole heads of even size ", packing.head_dim);
+  at::Tensor out = at::empty({P, K, 8}, w.options());
+  if (w.element_size() == 4)
+    pack_typed(static_cast<const uint32_t*>(w.data_ptr()), N, K, packing, static_cast<uint32_t*>(out.data_ptr()), P);
+  else
+    pack_typed(static_cast<const uint16_t*>(w.data_ptr()), N, K, packing, static_cast<uint16_t*>(out.data_ptr()), P);
+  return out;
+}
+
 }  // namespace cpu
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {

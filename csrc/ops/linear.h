@@ -13,15 +13,30 @@ namespace cpu {
 
 enum class WType : uint8_t { F32, F16, BF16 };
 
-// A weight matrix [rows, cols] (row-major, contiguous) and its optional bias [rows].
+// How a CPU weight matrix is laid out: row-major [rows, cols] (as in the file), or in
+// panels of 8 rows (ops/cpu/panels.h), plain or with RoPE's rotated row pairs together.
+enum class Layout : uint8_t { kRows, kPanels, kRopePanels };
+struct Packing {
+  Layout layout = Layout::kPanels;
+  int64_t head_dim = 0;  // kRopePanels: rows are heads of head_dim, pairs (i, i + head_dim / 2)
+};
+
+// A weight matrix of `rows` outputs and `cols` inputs and its optional bias [rows].
 struct Mat {
   const void* w = nullptr;
   WType type = WType::F32;
   int64_t rows = 0, cols = 0;
   const float* bias = nullptr;
+  Layout layout = Layout::kRows;
+  int64_t head_dim = 0;
 };
-// The Mat of a CPU weight tensor [N, K] (float32, float16 or bfloat16) and bias (undefined: none).
-Mat mat_of(const at::Tensor& w, const at::Tensor& b);
+// The Mat of a CPU weight tensor and bias (undefined: none): a row-major [N, K] tensor,
+// or a panel tensor [panels, K, 8] made by pack_panels with `packing`, of N = `rows` rows.
+Mat mat_of(const at::Tensor& w, const at::Tensor& b, int64_t rows = -1, Packing packing = {});
+// Panels a matrix of `rows` rows takes in `layout` (the last one zero-padded).
+int64_t panel_count(int64_t rows, Layout layout);
+// w [N, K] (CPU, contiguous) in panels: [panel_count(N), K, 8], same dtype.
+at::Tensor pack_panels(const at::Tensor& w, Packing packing);
 
 // What a matvec writes for output column n of row t, v = x[t] . w[n] + bias[n]:
 enum class Epilogue : uint8_t {

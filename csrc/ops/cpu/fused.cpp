@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "ops/cpu/matvec.h"
+#include "ops/cpu/panels.h"
 
 namespace mtad::ops::cpu {
 namespace {
@@ -34,6 +35,52 @@ void gate_up_impl(const float* x, int64_t T, const W* wg, const W* wu, const flo
       }
     }
   }
+}
+
+// The same on 8-row panels; n0 is a multiple of 8.
+template <class W>
+void gate_up_panels(const float* x, int64_t T, const W* wg, const W* wu, const float* bg, const float* bu, int64_t K,
+                    int64_t N, float* out, int64_t n0, int64_t n1) {
+  alignas(32) float g[kPanelTileFloats], u[kPanelTileFloats];
+  for_each_panel_tile(n0 / kPanelRows, (n1 + kPanelRows - 1) / kPanelRows, T, [&](int64_t p, int nv, int64_t t0, int tb) {
+    panel_tile_dyn(wg + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, g);
+    panel_tile_dyn(wu + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, u);
+    const int64_t first = p * kPanelRows, last = std::min(n1, first + nv * kPanelRows);
+    for (int j = 0; j < tb; ++j) {
+      const int64_t o = j * nv * kPanelRows - first;
+      for (int64_t n = first; n < last; ++n)
+        out[(t0 + j) * N + n] = silu_times(g[o + n] + (bg ? bg[n] : 0.f), u[o + n] + (bu ? bu[n] : 0.f));
+    }
+  });
+}
+
+// RoPE'd projection on pair panels (Layout::kRopePanels): lanes j and j + 4 of a panel
+// are the two rows of pair 4p + j. Units are pairs; u0 is a multiple of 4.
+template <class W>
+void proj_panels(const float* x, int64_t T, const W* w, const float* b, int64_t K, int64_t D, const float* cs,
+                 const float* sn, float* y, int64_t ldy, int64_t u0, int64_t u1) {
+  constexpr int kPairs = kPanelRows / 2;
+  const int64_t half = D / 2;
+  alignas(32) float out[kPanelTileFloats];
+  for_each_panel_tile(u0 / kPairs, (u1 + kPairs - 1) / kPairs, T, [&](int64_t p, int nv, int64_t t0, int tb) {
+    panel_tile_dyn(w + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, out);
+    for (int v = 0; v < nv; ++v)
+      for (int j = 0; j < kPairs; ++j) {
+        const int64_t u = (p + v) * kPairs + j;
+        if (u >= u1) break;
+        const int64_t i = u % half, r0 = (u / half) * D + i, r1 = r0 + half;
+        const float b0 = b ? b[r0] : 0.f, b1 = b ? b[r1] : 0.f;
+        for (int q = 0; q < tb; ++q) {
+          const int64_t t = t0 + q;
+          const float* o = out + (q * nv + v) * kPanelRows;
+          const float a = o[j] + b0, c = o[j + kPairs] + b1;
+          const float co = cs[t * half + i], si = sn[t * half + i];
+          // The same rotation as ops/cpu/rope.cpp (rotate-half pairing).
+          y[t * ldy + r0] = a * co - c * si;
+          y[t * ldy + r1] = c * co + a * si;
+        }
+      }
+  });
 }
 
 // Rotated row pairs (r0, r1) of one head: a tile holds the pairs of up to `per` units.
@@ -80,7 +127,11 @@ void proj_impl(const float* x, int64_t T, const W* w, const float* b, int64_t K,
 void gate_up_rows(const float* x, int64_t T, const Mat& gate, const Mat& up, float* out, int64_t n0, int64_t n1) {
   with_weights(gate, [&](auto wg) {
     using W = std::remove_cv_t<std::remove_pointer_t<decltype(wg)>>;
-    gate_up_impl(x, T, wg, static_cast<const W*>(up.w), gate.bias, up.bias, gate.cols, gate.rows, out, n0, n1);
+    const W* wu = static_cast<const W*>(up.w);
+    if (gate.layout == Layout::kPanels)
+      gate_up_panels(x, T, wg, wu, gate.bias, up.bias, gate.cols, gate.rows, out, n0, n1);
+    else
+      gate_up_impl(x, T, wg, wu, gate.bias, up.bias, gate.cols, gate.rows, out, n0, n1);
   });
 }
 
@@ -98,15 +149,25 @@ void rope_tables(const int64_t* positions, const float* inv_freq, int64_t T, int
 void proj_rows(const float* x, int64_t T, const Mat& m, int64_t head_dim, const float* rope_cos,
                const float* rope_sin, float* y, int64_t ldy, int64_t u0, int64_t u1) {
   if (!rope_cos) return matvec_rows(x, T, m, Epilogue::kStore, y, ldy, nullptr, 0, u0, u1);
-  with_weights(m, [&](auto w) { proj_impl(x, T, w, m.bias, m.cols, head_dim, rope_cos, rope_sin, y, ldy, u0, u1); });
+  with_weights(m, [&](auto w) {
+    if (m.layout == Layout::kRopePanels)
+      proj_panels(x, T, w, m.bias, m.cols, head_dim, rope_cos, rope_sin, y, ldy, u0, u1);
+    else
+      proj_impl(x, T, w, m.bias, m.cols, head_dim, rope_cos, rope_sin, y, ldy, u0, u1);
+  });
 }
 
 void gather_rows(const Mat& table, const int64_t* ids, int64_t T, float* out) {
   with_weights(table, [&](auto w) {
     const int64_t K = table.cols;
     for (int64_t t = 0; t < T; ++t) {
-      const auto* row = w + ids[t] * K;
-      for (int64_t k = 0; k < K; ++k) out[t * K + k] = widen(row[k]);
+      if (table.layout == Layout::kPanels) {  // row r is lane r % 8 of panel r / 8
+        const auto* lane = w + ids[t] / kPanelRows * kPanelRows * K + ids[t] % kPanelRows;
+        for (int64_t k = 0; k < K; ++k) out[t * K + k] = widen(lane[k * kPanelRows]);
+      } else {
+        const auto* row = w + ids[t] * K;
+        for (int64_t k = 0; k < K; ++k) out[t * K + k] = widen(row[k]);
+      }
     }
   });
 }
