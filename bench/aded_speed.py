@@ -15,7 +15,8 @@ output is checked to be AR's token for token.
 
 ADED configurations: a node budget for the draft trie (the paper's 64 suits a GPU, where
 verifying 65 rows costs about what one row does; on a CPU each extra row costs ~0.3 of a
-one-row step, so small budgets win), '+p' adds the prompt-adaptation extension.
+one-row step, so small budgets win), '+p' adds the prompt-adaptation extension, '+lN'
+the context-lookup extension (a path of up to N tokens copied from the context).
 """
 
 from __future__ import annotations
@@ -64,6 +65,23 @@ def table_path(model_dir: Path, arg: Path | None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         build_table(model_dir, stdlib_files()).save(str(path))
     return path
+
+
+def parse_config(config: str) -> tuple[int, bool, int]:
+    """'7+p+l6' -> (7 nodes, prompt adaptation on, context lookup of 6 tokens)."""
+    parts = config.split("+")
+    try:
+        nodes, prompt, lookup = int(parts[0]), False, 0
+        for part in parts[1:]:
+            if part == "p":
+                prompt = True
+            elif part.startswith("l"):
+                lookup = int(part[1:])
+            else:
+                raise ValueError(part)
+    except ValueError:
+        raise SystemExit(f"--configs: cannot read {config!r} (e.g. 7, 7+p, 7+p+l6)") from None
+    return nodes, prompt, lookup
 
 
 class EngineSystem:
@@ -149,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", type=Path, default=None, help="tri-gram table (default: standard library's)")
     ap.add_argument("--configs", default="15,7,2,2+p",
                     help="ADED configurations, comma-separated: a node budget, '+p' for the prompt adaptation "
-                    "extension (default 15,7,2,2+p; 64 is the paper's budget, for GPUs)")
+                    "extension, '+lN' for context lookup of N tokens (default 15,7,2,2+p; 64 is the paper's "
+                    "budget, for GPUs)")
     ap.add_argument("--simulations", type=int, default=150)
     ap.add_argument("--depth", type=int, default=3, help="MCTS depth (default 3, the paper's)")
     ap.add_argument("--paths", type=int, default=24, help="paths kept for the trie (default 24)")
@@ -180,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     capacity = max(len(p) for p in prompts) + n + 1
     systems: dict[str, Any] = {"mtad ar": EngineSystem(model, capacity, "ar")}
     for config in (x.strip() for x in args.configs.split(",") if x.strip()):
-        nodes, prompt = int(config.removesuffix("+p")), config.endswith("+p")
+        nodes, prompt, lookup = parse_config(config)
         params = mtad_ext.AdedParams(max_nodes=nodes, simulations=args.simulations, depth=args.depth,
-                                     paths=args.paths, adapt_prompt=prompt)
-        name = f"mtad aded ({nodes} nodes{', +prompt' if prompt else ''})"
+                                     paths=args.paths, adapt_prompt=prompt, lookup=lookup)
+        name = f"mtad aded ({nodes} nodes{', +prompt' if prompt else ''}{f', +lookup {lookup}' if lookup else ''})"
         systems[name] = EngineSystem(model, capacity, "aded", table, params)
     if not args.no_peer:
         from transformers import AutoModelForCausalLM

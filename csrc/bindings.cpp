@@ -137,7 +137,7 @@ void bind_aded(py::module_& m) {
   py::class_<AdedParams>(m, "AdedParams", "ADED parameters (algorithms.md 4), with the documented defaults")
       .def(py::init([](int64_t window, double increment, double cap, bool adapt,
                        bool adapt_prompt, int64_t simulations, int64_t depth, double c1, double c2, int64_t paths,
-                       bool extend, int64_t max_nodes, const std::string& reward) {
+                       bool extend, int64_t max_nodes, const std::string& reward, int64_t lookup) {
              AdedParams p;
              p.table = {window, increment, cap};
              p.adapt = adapt;
@@ -150,6 +150,7 @@ void bind_aded(py::module_& m) {
              p.mcts.extend = extend;
              p.mcts.max_nodes = max_nodes;
              p.mcts.reward = parse_reward(reward);
+             p.lookup = lookup;
              mtad::check_aded_params(p);
              return p;
            }),
@@ -157,7 +158,7 @@ void bind_aded(py::module_& m) {
            py::arg("cap") = 3.0, py::arg("adapt") = true, py::arg("adapt_prompt") = false,
            py::arg("simulations") = 150, py::arg("depth") = 3,
            py::arg("c1") = 32.0, py::arg("c2") = 8.0, py::arg("paths") = 24, py::arg("extend") = true,
-           py::arg("max_nodes") = 64, py::arg("reward") = "table")
+           py::arg("max_nodes") = 64, py::arg("reward") = "table", py::arg("lookup") = 0)
       .def_property_readonly("window", [](const AdedParams& p) { return p.table.window; })
       .def_property_readonly("increment", [](const AdedParams& p) { return p.table.increment; })
       .def_property_readonly("cap", [](const AdedParams& p) { return p.table.cap; })
@@ -170,13 +171,15 @@ void bind_aded(py::module_& m) {
       .def_property_readonly("paths", [](const AdedParams& p) { return p.mcts.paths; })
       .def_property_readonly("extend", [](const AdedParams& p) { return p.mcts.extend; })
       .def_property_readonly("max_nodes", [](const AdedParams& p) { return p.mcts.max_nodes; })
+      .def_property_readonly("lookup", [](const AdedParams& p) { return p.lookup; })
       .def_property_readonly("reward", [](const AdedParams& p) {
         return std::string(p.mcts.reward == mtad::MctsReward::Table ? "table" : "public");
       })
       .def("__repr__", [](const AdedParams& p) {
         return "AdedParams(simulations=" + std::to_string(p.mcts.simulations) +
                ", depth=" + std::to_string(p.mcts.depth) + ", paths=" + std::to_string(p.mcts.paths) +
-               ", max_nodes=" + std::to_string(p.mcts.max_nodes) + ", adapt=" + (p.adapt ? "True" : "False") + ")";
+               ", max_nodes=" + std::to_string(p.mcts.max_nodes) + ", lookup=" + std::to_string(p.lookup) +
+               ", adapt=" + (p.adapt ? "True" : "False") + ")";
       });
 
   py::class_<TrigramTable, Table>(m, "TrigramTable",
@@ -272,7 +275,8 @@ void bind_aded(py::module_& m) {
           py::arg("path"), "Write the table (with its adaptation) to a versioned, checksummed file.")
       .def(
           "draft",
-          [](const TrigramTable& t, int64_t a, int64_t b, const AdedParams& p, int64_t seed, int64_t offset) {
+          [](const TrigramTable& t, int64_t a, int64_t b, const AdedParams& p, int64_t seed, int64_t offset,
+             const std::vector<int64_t>& context) {
             mtad::MctsStats stats;
             mtad::DraftTrie trie;
             {
@@ -280,6 +284,8 @@ void bind_aded(py::module_& m) {
               trie = mtad::mcts_draft(t, a, b, p.mcts, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
                                       &stats);
             }
+            if (p.lookup > 0)
+              mtad::add_path(trie, mtad::context_lookup(context.data(), static_cast<int64_t>(context.size()), p.lookup));
             py::dict d;
             d["parent"] = trie.parent;
             d["token"] = trie.token;
@@ -290,8 +296,10 @@ void bind_aded(py::module_& m) {
             return d;
           },
           py::arg("a"), py::arg("b"), py::arg("params") = AdedParams{}, py::arg("seed") = 0, py::arg("offset") = 0,
+          py::arg("context") = std::vector<int64_t>{},
           "Run ADED's MCTS from the state (a, b); returns the draft trie (parent, token, depth) and search "
-          "counters.")
+          "counters. With params.lookup > 0 the context-lookup path drawn from `context` (the committed "
+          "tokens) is added, as a decoding step does.")
       .def_property_readonly("vocab_size", &TrigramTable::vocab_size)
       .def_property_readonly("num_contexts", [](const TrigramTable& t) {
         const auto lock = t.lock();

@@ -223,6 +223,55 @@ def test_paths_by_visits_and_argmax_extension() -> None:
     assert table.draft(1, 2, AdedParams(paths=3, extend=False))["token"] == [3, 4, 5]
 
 
+def reference_lookup(context: list[int], max_tokens: int) -> list[int]:
+    """The context-lookup path by its definition: of the earlier occurrences of the last 3
+    tokens (else 2), the latest followed by max_tokens tokens, else the one followed by the
+    most; up to max_tokens of what followed it."""
+    n = len(context)
+    for g in (3, 2):
+        if n - 1 < g:
+            continue
+        found = [i for i in range(n - g) if context[i : i + g] == context[n - g :]]
+        if found:
+            i = max(found, key=lambda i: (min(max_tokens, n - i - g), i))
+            return context[i + g : i + g + max_tokens]
+    return []
+
+
+def test_context_lookup_path_is_the_latest_longest_match() -> None:
+    empty = TrigramTable(50)  # no MCTS nodes: the trie is the lookup path alone
+    g = torch.Generator().manual_seed(4)
+    cases = [
+        ([1, 2, 3, 9, 9, 1, 2, 3], [9, 9, 1, 2]),  # 3-gram match, the path runs to the end
+        ([5, 1, 2, 7, 1, 2, 8, 0, 1, 2], [8, 0, 1, 2]),  # 2-gram: the latest of two matches
+        ([1, 2, 3, 4, 1, 2, 3, 1, 2, 3], [4, 1, 2, 3]),  # the latest match has only 3 after it
+        ([9, 9, 9, 9, 9], [9, 9]),  # a run: the most tokens follow the first match
+        ([4, 5, 6, 4, 5], [6, 4, 5]),  # only a 2-gram matches
+        ([1, 2, 3, 4], []),  # no match
+        ([7], []),
+        ([], []),
+    ]
+    cases += [(torch.randint(0, 6, (60,), generator=g).tolist(), None) for _ in range(40)]
+    for context, want in cases:
+        want = reference_lookup(context, 4) if want is None else want
+        assert reference_lookup(context, 4) == want
+        t = empty.draft(1, 2, AdedParams(lookup=4), context=context)
+        assert t["token"] == want and t["parent"] == list(range(-1, len(want) - 1)), context
+        assert t["depth"] == list(range(1, len(want) + 1))
+    assert empty.draft(1, 2, AdedParams(lookup=0), context=[1, 2, 3, 1, 2])["token"] == []
+
+
+def test_context_lookup_path_merges_into_the_trie() -> None:
+    table = TrigramTable.build([[1, 2, 3, 4, 5, 6]], vocab_size=10)
+    # MCTS gives the chain 3 4 5 6; the lookup path 3 4 8 shares its first two nodes.
+    t = table.draft(1, 2, AdedParams(paths=3, lookup=3), context=[0, 1, 2, 3, 4, 8, 0, 1, 2])
+    assert t["token"] == [3, 4, 5, 6, 8] and t["parent"] == [-1, 0, 1, 2, 1]
+    assert t["depth"] == [1, 2, 3, 4, 3]
+    # Its nodes come on top of max_nodes.
+    t = table.draft(1, 2, AdedParams(paths=3, max_nodes=2, lookup=3), context=[7, 1, 2, 9, 9, 7, 1, 2])
+    assert t["token"] == [3, 4, 9, 9, 7] and t["parent"] == [-1, 0, -1, 2, 3]
+
+
 def test_empty_or_unknown_context_gives_an_empty_trie() -> None:
     table = TrigramTable.build([[1, 2, 3]], vocab_size=10)
     assert table.draft(7, 8)["token"] == []
@@ -234,6 +283,6 @@ def test_empty_or_unknown_context_gives_an_empty_trie() -> None:
 def test_bad_parameters_raise() -> None:
     for kw, msg in [({"simulations": -1}, "simulations"), ({"depth": 0}, "depth"), ({"c2": 0.0}, "c2"),
                     ({"max_nodes": -1}, "max_nodes"), ({"reward": "x"}, "reward"), ({"cap": 0.0}, "cap"),
-                    ({"window": -2}, "window")]:  # fmt: skip
+                    ({"window": -2}, "window"), ({"lookup": -1}, "lookup"), ({"lookup": 65}, "lookup")]:  # fmt: skip
         with pytest.raises(InputError, match=msg):
             AdedParams(**kw)

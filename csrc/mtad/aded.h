@@ -46,6 +46,11 @@ struct AdedParams {
   // An extension, off by default: at a sequence's first step also adapt over the whole
   // prompt (not only its last `window` tokens), as prompt-lookup decoding exploits it.
   bool adapt_prompt = false;
+  // An extension, off (0) by default: also draft up to `lookup` tokens that followed an
+  // earlier occurrence of the context's last 3 (else 2) tokens (context_lookup), as one more
+  // path of the trie (prompt-lookup drafting; it pays where outputs copy their context,
+  // as code does). Its nodes come on top of max_nodes.
+  int64_t lookup = 0;
 };
 
 // Throws InputError naming the first parameter out of range.
@@ -142,6 +147,13 @@ struct DraftTrie {
 
   int64_t size() const { return static_cast<int64_t>(token.size()); }
 };
+
+// The extension's path: up to max_tokens tokens that follow an earlier occurrence in
+// tokens[0, n - 1) of the last g tokens, g = max_ngram down to 2: the latest occurrence
+// followed by max_tokens tokens, else the one followed by the most (empty: no match).
+std::vector<int64_t> context_lookup(const int64_t* tokens, int64_t n, int64_t max_tokens, int64_t max_ngram = 3);
+// Adds the root path `tokens` to the trie, sharing the nodes of its longest prefix already there.
+void add_path(DraftTrie& trie, const std::vector<int64_t>& tokens);
 
 // Counters of one search (for tests and tuning).
 struct MctsStats {

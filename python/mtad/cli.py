@@ -165,6 +165,12 @@ def _add_aded_options(p: argparse.ArgumentParser) -> None:
         help=f"best search paths (by visits) kept for the draft trie (default: {dflt.paths})",
     )  # fmt: skip
     a.add_argument(
+        "--lookup", type=int, default=dflt.lookup, metavar="N",
+        help="extension: also draft up to N tokens copied from where the last 3 (else 2) tokens occurred "
+        "before in the prompt or reply, verified in the same pass; helps when the reply repeats its "
+        "context, as code does (default: 0, off)",
+    )  # fmt: skip
+    a.add_argument(
         "--adapt-prompt", choices=("on", "off"), default=None,
         help="at a prompt's first step adapt the table over the whole prompt, not only its last "
         f"{dflt.window} tokens (default: on without --table, off with one)",
@@ -296,6 +302,7 @@ def _method_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             depth=args.depth,
             max_nodes=args.max_nodes,
             paths=args.paths,
+            lookup=args.lookup,
             adapt=not args.no_adapt,
             adapt_prompt=None if args.adapt_prompt is None else args.adapt_prompt == "on",
         )

@@ -44,6 +44,7 @@ std::vector<int64_t> Decoder::step_aded(StepStats& s) {
     }
     // The root state is the last two committed tokens: none with a one-token sequence.
     if (n >= 2) trie = mcts_draft(table, tokens_[n - 2], tokens_[n - 1], c.aded.mcts, c.seed, next_offset());
+    if (c.aded.lookup > 0) add_path(trie, context_lookup(tokens_.data(), n, c.aded.lookup));
   }
   const int64_t N = trie.size();
   ops::TreeAcceptResult r;

@@ -107,6 +107,7 @@ void check_aded_params(const AdedParams& p) {
   if (!(m.c2 > 0 && std::isfinite(m.c2))) fail("c2 must be finite and > 0");
   if (m.paths < 0) fail("paths must be >= 0");
   if (m.max_nodes < 0 || m.max_nodes > 4096) fail("max_nodes must be in [0, 4096]");
+  if (p.lookup < 0 || p.lookup > 64) fail("lookup must be in [0, 64]");
 }
 
 float TrigramTable::Row::value_of(int64_t token) const {
