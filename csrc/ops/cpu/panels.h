@@ -107,9 +107,10 @@ template <class Tile>
 inline void for_each_panel_tile(int64_t p0, int64_t p1, int64_t T, Tile&& tile) {
   for (int64_t t0 = 0; t0 < T; t0 += kBlockRows) {
     const int64_t rows = std::min(T - t0, kBlockRows);
-    const int64_t groups = (rows + 5) / 6;
-    // Fewer tokens, more panels per tile: at least 8 independent FMA chains.
-    const int nv = rows == 1 ? 8 : rows == 2 ? 6 : rows == 3 ? 4 : rows == 4 ? 3 : 2;
+    const int64_t groups = (rows + 5) / 6, widest = (rows + groups - 1) / groups;
+    // Fewer tokens, more panels per tile: as many FMA chains as the registers hold (a
+    // 2 x 4 tile measured 20% slower than 3 x 4 at T = 8).
+    const int nv = static_cast<int>(std::min<int64_t>(8, kMaxTileAcc / widest));
     for (int64_t p = p0; p < p1; p += nv) {
       const int n = static_cast<int>(std::min<int64_t>(nv, p1 - p));
       for (int64_t g = 0, t = t0; g < groups; ++g) {
