@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <new>
 
@@ -58,13 +59,27 @@ void CpuNorm::apply(const float* x, float* y, int64_t T, int64_t H) const {
     ops::cpu::layer_norm_f32(x, w, b, y, T, H, eps);
 }
 
+void ThreadGovernor::report(double wait_s, int nth, double wall_s) {
+  if (wait_s > kWaitShare * nth * wall_s) {
+    if (strikes_.fetch_add(1, std::memory_order_relaxed) + 1 >= kStrikes) {
+      strikes_.store(0, std::memory_order_relaxed);
+      solo_left_.store(kSoloForwards, std::memory_order_relaxed);
+    }
+  } else {
+    strikes_.store(0, std::memory_order_relaxed);
+  }
+}
+
 int stack_threads(const CpuStack& s, int64_t T) {
 #ifdef _OPENMP
   if (omp_in_parallel()) return 1;  // called from a parallel region of someone else's
   const int n = at::get_num_threads();
   // The smallest phase (the output projection) must be worth splitting.
   const int64_t work = T * s.hidden * s.heads * s.head_dim;
-  return work < ops::cpu::min_parallel_work().load(std::memory_order_relaxed) ? 1 : std::max(1, n);
+  const int64_t min_work = ops::cpu::min_parallel_work().load(std::memory_order_relaxed);
+  if (n <= 1 || work < min_work) return 1;
+  // min_work 0: a test splits every loop on purpose, whatever the waits.
+  return min_work == 0 || s.governor->may_split() ? n : 1;
 #else
   return 1;
 #endif
@@ -159,16 +174,28 @@ void run_stack_cpu(const CpuStack& s, const CpuStep& st, CpuScratch& sc) {
     return;
   }
 #ifdef _OPENMP
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  std::atomic<int64_t> wait_ns{0};
+  int team = nt;
 #pragma omp parallel num_threads(nt)
   {
     // The team may be smaller than asked for; shares follow the team actually started.
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-    run_blocks(s, st, h + tid * T * H, q, a, g, scores + tid * L, tid, nth, [nth] {
+    if (tid == 0) team = nth;
+    int64_t waited = 0;
+    run_blocks(s, st, h + tid * T * H, q, a, g, scores + tid * L, tid, nth, [nth, &waited] {
       if (nth > 1) {
+        const Clock::time_point t0 = Clock::now();
 #pragma omp barrier
+        waited += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
       }
     });
+    wait_ns.fetch_add(waited, std::memory_order_relaxed);
   }
+  if (team > 1)
+    s.governor->report(wait_ns.load() * 1e-9, team,
+                       std::chrono::duration<double>(Clock::now() - start).count());
 #endif
 }
 

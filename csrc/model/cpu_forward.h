@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -98,11 +99,34 @@ struct CpuBlock {
   ops::cpu::Mat down;  // the MLP's output projection
 };
 
+// Decides whether a forward may use all threads. A parallel forward waits at barriers;
+// on a machine whose cores are busy with other work a descheduled thread makes the others
+// wait a time slice at each (forwards 2-10x slower). When barrier waits take most of a
+// parallel forward twice in a row, forwards run on one thread for a while, then try again.
+class ThreadGovernor {
+ public:
+  bool may_split() {
+    int64_t left = solo_left_.load(std::memory_order_relaxed);
+    while (left > 0 && !solo_left_.compare_exchange_weak(left, left - 1, std::memory_order_relaxed)) {
+    }
+    return left <= 0;
+  }
+  // After a parallel forward: seconds all threads spent waiting at barriers, of nth threads
+  // over wall seconds.
+  void report(double wait_s, int nth, double wall_s);
+  static constexpr double kWaitShare = 0.5;  // of the threads' time: waiting dominates
+  static constexpr int64_t kStrikes = 2, kSoloForwards = 64;
+
+ private:
+  std::atomic<int64_t> solo_left_{0}, strikes_{0};
+};
+
 struct CpuStack {
   int64_t hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0;
   bool rope = false;       // RoPE on q and k (tables in CpuStep)
   bool post_norm = false;  // x = norm(x + f(x)) (OPT-350m) instead of x = x + f(norm(x))
   std::vector<CpuBlock> blocks;
+  std::shared_ptr<ThreadGovernor> governor = std::make_shared<ThreadGovernor>();
 };
 
 struct CpuStep {
