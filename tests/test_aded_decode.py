@@ -173,6 +173,40 @@ def test_context_lookup_accepts_text_that_repeats_its_context(tiny: dict) -> Non
     assert rates[8] >= 1.5, rates
 
 
+def test_lookup_nodes_never_overflow_the_cache(tiny: dict) -> None:
+    """The cache is sized for the node budget it was made with; a lookup path on top (or a
+    budget raised later) must not write past it: the trie is cut to the room left, and the
+    text up to a full cache is still AR's."""
+    model = tiny["llama_gqa_tied"]
+    ar = run(Decoder(model, method="ar", capacity=256, **GREEDY), PROMPTS[0], 60)[:60]
+    prompt = PROMPTS[0] + ar[:44]  # a loop the lookup path copies; 2 tokens short of full
+    dec = Decoder(model, method="aded", capacity=50, **GREEDY)  # room for 64 nodes + 1
+    # Every context over the text's tokens (and a few more) has 12 successors: MCTS fills
+    # its 64-node budget at every step.
+    tokens = list(dict.fromkeys(prompt + ar + list(range(20))))[:14]
+    table = TrigramTable(VOCAB)
+    for a in tokens:
+        for b in tokens:
+            for c in tokens:
+                table.add_sequence([a, b, c])
+    table.finalize()
+    dec.set_trigram_table(table)
+    dec.aded_params = AdedParams(max_nodes=64, lookup=64, paths=64, simulations=400)
+    dec.start(prompt)
+    most = 0
+    while True:
+        try:
+            dec.step()
+        except InputError as e:  # the sequence is as long as the decoder was made for
+            assert "reached the cache capacity" in str(e), e
+            break
+        most = max(most, dec.last_stats["drafted"])
+    assert most > 65  # tries larger than the room the cache was made with did come up
+    got = dec.tokens[len(prompt) :]
+    want = run(Decoder(model, method="ar", capacity=256, **GREEDY), prompt, len(got))[: len(got)]
+    assert got == want and len(got) >= 2
+
+
 def test_adapt_prompt_adds_the_whole_prompt_once(tiny: dict) -> None:
     model = tiny["llama_gqa_tied"]
     prompt = list(range(10, 40))  # 30 tokens: the last 16 are adapted anyway

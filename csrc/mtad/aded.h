@@ -48,7 +48,8 @@ struct AdedParams {
   bool adapt_prompt = false;
   // An extension, off (0) by default: also draft up to `lookup` tokens that followed an
   // earlier occurrence of the context's last 3 (else 2) tokens (context_lookup), as one more
-  // path of the trie (prompt-lookup drafting; it pays where outputs copy their context,
+  // path of the trie, its length adapting from step to step (+2 when all of it was
+  // accepted, -1 when not) (prompt-lookup drafting; it pays where outputs copy their context,
   // as code does). Its nodes come on top of max_nodes.
   int64_t lookup = 0;
 };

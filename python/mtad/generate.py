@@ -88,8 +88,8 @@ class AdedOptions:
     the prompts, off when it came from a file or object).
     An extension, off by default: lookup (up to this many tokens that followed an earlier
     occurrence of the last 3, else 2, tokens of prompt and reply, added to the trie
-    as one more path on top of max_nodes; pays where replies copy their context, as code
-    completions do; 0: off).
+    as one more path on top of max_nodes, its length adapting between 1 and lookup; pays
+    where replies copy their context, as code completions do; 0: off).
     """
 
     simulations: int = 150

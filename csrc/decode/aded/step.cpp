@@ -3,6 +3,8 @@
 // path (greedy) or sample losslessly over the trie, and compact the target cache.
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "decode/timer.h"
 #include "mtad/aded.h"
 #include "mtad/decoder.h"
@@ -33,6 +35,7 @@ std::vector<int64_t> Decoder::step_aded(StepStats& s) {
   const int64_t n = static_cast<int64_t>(tokens_.size());
   const auto dev = target_.device();
   DraftTrie trie;
+  std::vector<int64_t> lookup_path;
   {
     ScopedTimer t(s.draft_s);
     TrigramTable& table = *trigram_;
@@ -44,7 +47,22 @@ std::vector<int64_t> Decoder::step_aded(StepStats& s) {
     }
     // The root state is the last two committed tokens: none with a one-token sequence.
     if (n >= 2) trie = mcts_draft(table, tokens_[n - 2], tokens_[n - 1], c.aded.mcts, c.seed, next_offset());
-    if (c.aded.lookup > 0) add_path(trie, context_lookup(tokens_.data(), n, c.aded.lookup));
+    if (c.aded.lookup > 0) {
+      // The path's length adapts: +2 after a step that accepted all of it, -1 after one
+      // that did not (a copied run goes on; a chance match costs few rows).
+      if (total_.target_forwards == 0 || lookup_len_ <= 0) lookup_len_ = c.aded.lookup;
+      lookup_len_ = std::min(lookup_len_, c.aded.lookup);
+      lookup_path = context_lookup(tokens_.data(), n, lookup_len_);
+      add_path(trie, lookup_path);
+    }
+    // The cache holds what it was made for; params set later may ask for more nodes.
+    // Nodes come parents first, so a prefix of them is a trie.
+    const int64_t room = std::max<int64_t>(0, tcache_.capacity() - n);
+    if (trie.size() > room) {
+      trie.parent.resize(room);
+      trie.token.resize(room);
+      trie.depth.resize(room);
+    }
   }
   const int64_t N = trie.size();
   ops::TreeAcceptResult r;
@@ -89,6 +107,11 @@ std::vector<int64_t> Decoder::step_aded(StepStats& s) {
     }
     if (!slots.empty()) ops::kv_compact(tcache_.k, tcache_.v, n, at::tensor(slots, at::kLong).to(dev));
     tcache_.length = n + r.accept_len;
+  }
+  if (!lookup_path.empty()) {
+    size_t same = 0;
+    while (same < lookup_path.size() && same < out.size() && out[same] == lookup_path[same]) ++same;
+    lookup_len_ = same == lookup_path.size() ? lookup_len_ + 2 : std::max<int64_t>(1, lookup_len_ - 1);
   }
   s.drafted = N;
   s.accepted = r.accept_len;
