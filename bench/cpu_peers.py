@@ -81,9 +81,10 @@ def sdist_dir(cache: Path, given: Path | None) -> Path:
         return given
     root = cache / "sdist" / SDIST
     if not root.exists():
-        # Only this package as source; its metadata step needs scikit-build-core installed.
+        # Only this package as source; pip prepares its metadata in an isolated environment
+        # (with scikit-build-core, which a machine that installed the wheel lacks).
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
-                        "--no-build-isolation", "llama-cpp-python==0.3.36", "-d", str(cache / "sdist")],
+                        "llama-cpp-python==0.3.36", "-d", str(cache / "sdist")],
                        check=True, capture_output=True)
         with tarfile.open(cache / "sdist" / f"{SDIST}.tar.gz") as tar:
             tar.extractall(cache / "sdist", filter="data")
