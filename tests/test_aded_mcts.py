@@ -4,31 +4,12 @@ same search that draws the same counter-based uniforms, plus the trie's invarian
 from __future__ import annotations
 
 import math
-import struct
 
 import pytest
 import torch
+from rng_ref import uniform
 
 from mtad_ext import AdedParams, InputError, TrigramTable
-
-M64 = (1 << 64) - 1
-
-
-def _mix(seed: int, counter: int) -> int:
-    z = (seed * 0x9E3779B97F4A7C15 + counter + 0x632BE59BD9B4E019) & M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    z ^= z >> 31
-    z = (z + 0x9E3779B97F4A7C15) & M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    return z ^ (z >> 31)
-
-
-def uniform(seed: int, counter: int) -> float:
-    """csrc/ops/rng.h's uniform: (top 23 bits + 0.5f) / 2^23 in float32."""
-    top = _mix(seed, counter & M64) >> 41
-    return struct.unpack("f", struct.pack("f", top + 0.5))[0] / 8388608.0
 
 
 def reference_draft(

@@ -1,5 +1,5 @@
 """ops.normalize / ops.sample against plain references of algorithms.md §0 and of
-ops/sampling.h, including a replica of the counter-based rng (ops/rng.h)."""
+ops/sampling.h, drawing with rng_ref.py's replica of the counter-based rng (ops/rng.h)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,16 @@ import math
 import numpy as np
 import pytest
 import torch
+from rng_ref import rng_uniform
 from torch import Tensor
 
 import mtad_ext
 
 ops = mtad_ext.ops
 NEG_INF = -math.inf
-MASK64 = (1 << 64) - 1
 
 
 # ---- references ---------------------------------------------------------------------------
-
-
-def rng_uniform(seed: int, counters: np.ndarray | list[int]) -> np.ndarray:
-    """mtad::rng::uniform(seed, c) for each counter, float32, bit for bit (SplitMix64
-    finaliser, top 23 bits, float arithmetic as in C)."""
-    c = np.asarray(counters, dtype=np.uint64).reshape(-1)
-    z = c + np.uint64((seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & MASK64)
-    for add in (False, True):
-        if add:
-            z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    top = (z >> np.uint64(41)).astype(np.float32)
-    return (top + np.float32(0.5)) * np.float32(1.0 / 8388608.0)
 
 
 def reference_normalize(

@@ -5,18 +5,17 @@ measured on a tiny vocabulary."""
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 import torch
 from mtad.sampling import normalize as ref_normalize
+from rng_ref import uniform
 
 from mtad_ext import ops
 
 NEG_INF = -math.inf
-M64 = (1 << 64) - 1
 # A decision whose two sides are closer than this is left to float32 rounding, where the
 # engine (float32) and the references (float64) may disagree: such cases are skipped.
 MARGIN = 1e-4
@@ -26,25 +25,7 @@ DRAW_MARGIN = 1e-6
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-# ---- the engine's counter-based uniforms (csrc/ops/rng.h) -----------------------------
-
-
-def _mix(seed: int, counter: int) -> int:
-    z = (seed * 0x9E3779B97F4A7C15 + counter + 0x632BE59BD9B4E019) & M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    z ^= z >> 31
-    z = (z + 0x9E3779B97F4A7C15) & M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
-    return z ^ (z >> 31)
-
-
-def uniform(seed: int, counter: int) -> float:
-    """rng::uniform: (top 23 bits + 0.5f) / 2^23, the sum rounded to float32 as in C++."""
-    top = _mix(seed, counter & M64) >> 41
-    rounded = struct.unpack("f", struct.pack("f", top + 0.5))[0]
-    return rounded / 8388608.0
+# ---- the engine's counter-based uniforms (csrc/ops/rng.h, replicated in rng_ref.py) ---
 
 
 def test_uniform_is_in_open_unit_interval_and_spread() -> None:
@@ -632,32 +613,11 @@ def test_verify_cuda_matches_cpu(params: tuple[float, int, float]) -> None:
 @pytest.mark.cuda
 def test_verify_cuda_reports_bad_tree() -> None:
     logits = torch.zeros(3, 4, device="cuda")
-    with pytest.raises(RuntimeError, match="parents\\[1\\] = 1"):
-        ops.verify(
-            logits,
-            torch.tensor([-1, 1], device="cuda"),
-            torch.tensor([0, 1], device="cuda"),
-            torch.tensor([-1.0, -1.0], device="cuda"),
-            0.5,
-            1.0,
-            0,
-            1.0,
-            0,
-            0,
-        )
-    with pytest.raises(RuntimeError, match="tokens\\[0\\] = 9"):
-        ops.verify(
-            logits,
-            torch.tensor([-1, 0], device="cuda"),
-            torch.tensor([9, 1], device="cuda"),
-            torch.tensor([-1.0, -1.0], device="cuda"),
-            0.5,
-            1.0,
-            0,
-            1.0,
-            0,
-            0,
-        )
+    # A node that is its own parent, then a token outside the vocabulary: the kernel names each.
+    bad_trees = [([-1, 1], [0, 1], "parents\\[1\\] = 1"), ([-1, 0], [9, 1], "tokens\\[0\\] = 9")]
+    for parents, tokens, message in bad_trees:
+        with pytest.raises(RuntimeError, match=message):
+            call_verify(logits, parents, tokens, [-1.0, -1.0], 0.5, (1.0, 0, 1.0), 0, 0, "cuda")
 
 
 @cuda
