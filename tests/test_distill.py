@@ -84,7 +84,7 @@ def test_pca_embedding_keeps_the_principal_geometry() -> None:
     e = torch.randn(500, 4) * torch.tensor([9.0, 7.0, 5.0, 3.0]) @ basis.T + 0.01 * torch.randn(500, 32)
     proj = pca_embedding(e, 4)
     assert proj.shape == (500, 4)
-    assert proj.norm(dim=1).mean() == pytest.approx(e.norm(dim=1).mean(), rel=1e-4)
+    assert proj.norm(dim=1).mean().item() == pytest.approx(e.norm(dim=1).mean().item(), rel=1e-4)
     # inner products (what a tied output layer computes) survive up to the common scale
     g_e, g_p = e @ e.T, proj @ proj.T
     corr = torch.corrcoef(torch.stack([g_e.flatten(), g_p.flatten()]))[0, 1]
