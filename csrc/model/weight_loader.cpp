@@ -60,9 +60,8 @@ at::Tensor WeightLoader::take_matrix(const std::string& name, const std::vector<
                                      ops::cpu::Packing packing) {
   if (!arena_) return take_as(name, shape, matrix_dtype_);
   const at::Tensor rows = checked(name, shape).to(matrix_dtype_).contiguous();
-  const at::Tensor panels = ops::cpu::pack_panels(rows, packing);
-  at::Tensor dst = arena_->alloc(panels.sizes(), matrix_dtype_);
-  dst.copy_(panels);
+  at::Tensor dst = arena_->alloc({ops::cpu::panel_count(shape[0], packing.layout), shape[1], 8}, matrix_dtype_);
+  ops::cpu::pack_panels_into(rows, packing, dst);
   return dst;
 }
 

@@ -1,6 +1,7 @@
 #include "ops/linear.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "ops/dispatch.h"
 
@@ -47,28 +48,39 @@ int64_t panel_row(int64_t p, int64_t j, int64_t rows, const Packing& k) {
 
 template <class E>
 void pack_typed(const E* src, int64_t N, int64_t K, const Packing& k, E* dst, int64_t panels) {
-  for (int64_t p = 0; p < panels; ++p)
-    for (int64_t j = 0; j < 8; ++j) {
-      const int64_t r = panel_row(p, j, N, k);
-      E* out = dst + p * K * 8 + j;
-      for (int64_t c = 0; c < K; ++c) out[c * 8] = r < 0 ? E(0) : src[r * K + c];
-    }
+  // Panels are independent: threads share them (loading a model is mostly this copy).
+  at::parallel_for(0, panels, 16, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t j = 0; j < 8; ++j) {
+        const int64_t r = panel_row(p, j, N, k);
+        E* out = dst + p * K * 8 + j;
+        for (int64_t c = 0; c < K; ++c) out[c * 8] = r < 0 ? E(0) : src[r * K + c];
+      }
+  });
 }
 
 }  // namespace
 
-at::Tensor pack_panels(const at::Tensor& w, Packing packing) {
+void pack_panels_into(const at::Tensor& w, Packing packing, at::Tensor& out) {
   TORCH_CHECK(w.dim() == 2 && w.device().is_cpu() && w.is_contiguous(), "pack_panels: w must be a contiguous CPU [N, K]");
   TORCH_CHECK(packing.layout != Layout::kRows, "pack_panels: a panel layout is needed");
   const int64_t N = w.size(0), K = w.size(1), P = panel_count(N, packing.layout);
   if (packing.layout == Layout::kRopePanels)
     TORCH_CHECK(packing.head_dim > 0 && packing.head_dim % 2 == 0 && N % packing.head_dim == 0,
                 "pack_panels: ", N, " rows are not whole heads of even size ", packing.head_dim);
-  at::Tensor out = at::empty({P, K, 8}, w.options());
+  TORCH_CHECK(out.is_contiguous() && out.scalar_type() == w.scalar_type() && out.dim() == 3 && out.size(0) == P &&
+                  out.size(1) == K && out.size(2) == 8,
+              "pack_panels: out must be a contiguous [", P, ", ", K, ", 8] tensor of w's dtype");
   if (w.element_size() == 4)
     pack_typed(static_cast<const uint32_t*>(w.data_ptr()), N, K, packing, static_cast<uint32_t*>(out.data_ptr()), P);
   else
     pack_typed(static_cast<const uint16_t*>(w.data_ptr()), N, K, packing, static_cast<uint16_t*>(out.data_ptr()), P);
+}
+
+at::Tensor pack_panels(const at::Tensor& w, Packing packing) {
+  TORCH_CHECK(w.dim() == 2, "pack_panels: w must be [N, K]");
+  at::Tensor out = at::empty({panel_count(w.size(0), packing.layout), w.size(1), 8}, w.options());
+  pack_panels_into(w, packing, out);
   return out;
 }
 
