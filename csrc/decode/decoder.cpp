@@ -100,6 +100,7 @@ void Decoder::start(const std::vector<int64_t>& prompt) {
   if (dcache_.k.defined()) dcache_.truncate(0);
   last_ = total_ = StepStats{};
   calls_ = 0;
+  lookup_len_ = 0;  // ADED: a new sequence starts from the configured lookup length
   // Everything but the last token; the first step feeds that one.
   if (prompt.size() > 1) {
     at::Tensor ids = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end() - 1), at::kLong);

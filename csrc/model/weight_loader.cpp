@@ -61,7 +61,7 @@ at::Tensor WeightLoader::take_matrix(const std::string& name, const std::vector<
   if (!arena_) return take_as(name, shape, matrix_dtype_);
   const at::Tensor rows = checked(name, shape).to(matrix_dtype_).contiguous();
   at::Tensor dst = arena_->alloc({ops::cpu::panel_count(shape[0], packing.layout), shape[1], 8}, matrix_dtype_);
-  ops::cpu::pack_panels_into(rows, packing, dst);
+  ops::cpu::pack_panels(rows, packing, dst);
   return dst;
 }
 

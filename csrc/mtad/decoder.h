@@ -92,7 +92,7 @@ class Decoder {
   StepStats last_, total_;
   uint64_t calls_ = 0;
   std::shared_ptr<TrigramTable> trigram_;  // ADED only
-  int64_t lookup_len_ = 0;                  // ADED's context-lookup path length now
+  int64_t lookup_len_ = 0;                  // ADED's context-lookup path length now (0: start anew)
 };
 
 }  // namespace mtad

@@ -61,7 +61,7 @@ void pack_typed(const E* src, int64_t N, int64_t K, const Packing& k, E* dst, in
 
 }  // namespace
 
-void pack_panels_into(const at::Tensor& w, Packing packing, at::Tensor& out) {
+void pack_panels(const at::Tensor& w, Packing packing, at::Tensor& out) {
   TORCH_CHECK(w.dim() == 2 && w.device().is_cpu() && w.is_contiguous(), "pack_panels: w must be a contiguous CPU [N, K]");
   TORCH_CHECK(packing.layout != Layout::kRows, "pack_panels: a panel layout is needed");
   const int64_t N = w.size(0), K = w.size(1), P = panel_count(N, packing.layout);
@@ -77,12 +77,6 @@ void pack_panels_into(const at::Tensor& w, Packing packing, at::Tensor& out) {
     pack_typed(static_cast<const uint16_t*>(w.data_ptr()), N, K, packing, static_cast<uint16_t*>(out.data_ptr()), P);
 }
 
-at::Tensor pack_panels(const at::Tensor& w, Packing packing) {
-  TORCH_CHECK(w.dim() == 2, "pack_panels: w must be [N, K]");
-  at::Tensor out = at::empty({panel_count(w.size(0), packing.layout), w.size(1), 8}, w.options());
-  pack_panels_into(w, packing, out);
-  return out;
-}
 
 }  // namespace cpu
 

@@ -35,10 +35,9 @@ struct Mat {
 Mat mat_of(const at::Tensor& w, const at::Tensor& b, int64_t rows = -1, Packing packing = {});
 // Panels a matrix of `rows` rows takes in `layout` (the last one zero-padded).
 int64_t panel_count(int64_t rows, Layout layout);
-// w [N, K] (CPU, contiguous) in panels: [panel_count(N), K, 8], same dtype; _into writes
-// a given tensor of that shape (e.g. one carved from the weight arena).
-at::Tensor pack_panels(const at::Tensor& w, Packing packing);
-void pack_panels_into(const at::Tensor& w, Packing packing, at::Tensor& out);
+// Writes w [N, K] (CPU, contiguous) in panels into out [panel_count(N), K, 8] (same
+// dtype, contiguous; e.g. carved from the weight arena).
+void pack_panels(const at::Tensor& w, Packing packing, at::Tensor& out);
 
 // What a matvec writes for output column n of row t, v = x[t] . w[n] + bias[n]:
 enum class Epilogue : uint8_t {

@@ -50,8 +50,7 @@ std::vector<int64_t> Decoder::step_aded(StepStats& s) {
     if (c.aded.lookup > 0) {
       // The path's length adapts: +2 after a step that accepted all of it, -1 after one
       // that did not (a copied run goes on; a chance match costs few rows).
-      if (total_.target_forwards == 0 || lookup_len_ <= 0) lookup_len_ = c.aded.lookup;
-      lookup_len_ = std::min(lookup_len_, c.aded.lookup);
+      lookup_len_ = std::clamp<int64_t>(lookup_len_ <= 0 ? c.aded.lookup : lookup_len_, 1, c.aded.lookup);
       lookup_path = context_lookup(tokens_.data(), n, lookup_len_);
       add_path(trie, lookup_path);
     }
