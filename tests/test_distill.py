@@ -161,3 +161,41 @@ def test_committed_draft_speeds_greedy_speculative_decoding(smollm2_dir: Path) -
     assert run(sps_dec) == ar
     st = sps_dec.total_stats
     assert st["emitted"] / st["target_forwards"] >= 1.1
+
+
+def test_batched_teacher_decoding_equals_each_prompt_alone(tiny_dirs: dict[str, Path]) -> None:
+    """Independent sequences sharing one cache (the teacher-data generator): every row's
+    tokens and top-k log-probabilities are those of the prompt decoded by itself."""
+    from mtad.distill import engine_batch
+
+    model = mtad_ext.load_model(str(tiny_dirs["target"]))
+    vocab = int(model.config["vocab_size"])
+    gen = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(0, vocab, (n,), generator=gen).tolist() for n in (5, 1, 9, 3)]
+    rows = engine_batch.generate(model, prompts, lambda lg: lg.argmax(-1), 12, eos=-1, top_k=4)
+    for p, row in zip(prompts, rows, strict=True):
+        cache = model.new_cache(len(p) + 12)
+        logits = model.forward(cache, torch.tensor(p))[-1:]
+        alone, tops = [], []
+        for _ in range(12):
+            tv, ti = torch.log_softmax(logits[0], -1).topk(4)
+            alone.append(int(ti[0]))
+            tops.append(tv)
+            logits = model.forward(cache, torch.tensor(alone[-1:]))
+        assert row["generated"].tolist() == alone
+        torch.testing.assert_close(row["top_logprobs"].float(), torch.stack(tops), atol=2e-3, rtol=0)
+
+
+def test_batched_teacher_decoding_stops_each_row_at_eos(tiny_dirs: dict[str, Path]) -> None:
+    from mtad.distill import engine_batch
+
+    model = mtad_ext.load_model(str(tiny_dirs["target"]))
+    prompts = [[1, 2, 3], [4, 5], [6]]
+    free = engine_batch.generate(model, prompts, lambda lg: lg.argmax(-1), 10, eos=-1, top_k=2)
+    eos = int(free[1]["generated"][3])  # the second row's fourth token becomes EOS
+    rows = engine_batch.generate(model, prompts, lambda lg: lg.argmax(-1), 10, eos=eos, top_k=2)
+    for f, r in zip(free, rows, strict=True):
+        ids = f["generated"].tolist()
+        n = ids.index(eos) + 1 if eos in ids else len(ids)
+        assert r["generated"].tolist() == ids[:n]
+        assert len(r["top_ids"]) == len(r["top_logprobs"]) == n

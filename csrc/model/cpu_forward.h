@@ -16,6 +16,7 @@
 
 #include "mtad/kv_cache.h"
 #include "ops/linear.h"
+#include "ops/tree_attention.h"
 
 namespace mtad {
 
@@ -140,6 +141,7 @@ struct CpuStep {
   // it (null: causal, M = T); see ops/tree_attention.h.
   int64_t prefix = 0, M = 0;
   const bool* mask = nullptr;
+  ops::cpu::MaskRows mask_rows;  // of mask, when there is one
   float scale = 1.f;
   const float* rope_cos = nullptr;  // [T, head_dim / 2] when the stack uses RoPE
   const float* rope_sin = nullptr;
@@ -158,6 +160,7 @@ inline CpuStep cpu_step(KVCache& cache, float* x, int64_t T, int64_t M, const bo
   st.M = M;
   st.prefix = cache.length + T - M;
   st.mask = mask;
+  if (mask) st.mask_rows = ops::cpu::mask_rows(mask, T, M);
   st.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   return st;
 }

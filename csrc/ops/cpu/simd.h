@@ -55,6 +55,28 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// Dot products of q with four rows, each one FMA chain over n in order and reduced the same
+// way, so a row's value does not depend on which rows share its call.
+inline void dot4(const float* q, const float* const r[4], int64_t n, float out[4]) {
+  int64_t i = 0;
+#ifdef MTAD_AVX2
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(q + i);
+    a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r[0] + i), a0);
+    a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r[1] + i), a1);
+    a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r[2] + i), a2);
+    a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(r[3] + i), a3);
+  }
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+#else
+  for (int j = 0; j < 4; ++j) out[j] = 0.f;
+#endif
+  for (int j = 0; j < 4; ++j)
+    for (int64_t d = i; d < n; ++d) out[j] += q[d] * r[j][d];
+}
+
 // y += a * x
 inline void axpy(float a, const float* x, float* y, int64_t n) {
   int64_t i = 0;

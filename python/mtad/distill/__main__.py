@@ -3,10 +3,11 @@
     python -m mtad.distill --out drafts/smollm2-135m-draft [--minutes 60] [--teacher DIR]
 
 Steps (each resumable; the teacher's answers are cached under ~/.cache/mtad/distill):
-  1. prompts: MT-Bench (both turns), HumanEval (raw and as a chat request) and documented
-     standard-library functions (completion and "explain"), every 8th item held out;
+  1. prompts: MT-Bench (both turns), HumanEval (raw and as a chat request), documented
+     standard-library functions (completion and "explain") and user requests the teacher
+     writes itself (self_prompts.py), every 8th item of each source held out;
   2. the teacher answers every prompt, greedily and sampled, keeping its top-32 next-token
-     log-probabilities at each generated position (batched transformers, float32);
+     log-probabilities at each generated position (the engine, many sequences per forward);
   3. the student (a 2-layer Llama with the teacher's vocabulary, embedding started from the
      teacher's by PCA) is trained on soft cross-entropy to those distributions;
   4. the folder is written (float16 safetensors + the teacher's tokenizer files), then
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from mtad.distill import evaluate, export, prompts, student, teacher_data, train
+from mtad.distill import evaluate, export, prompts, self_prompts, student, teacher_data, train
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,6 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--modes", default="greedy,t10", help="teacher answer modes, from greedy,t10,t08 (default greedy,t10)"
     )
     ap.add_argument("--stdlib-prompts", type=int, default=300, help="standard-library functions used (default 300)")
+    ap.add_argument("--self-prompts", type=int, default=2000,
+                    help="user requests the teacher writes itself, tries (default 2000; 0: none)")
     ap.add_argument("--max-new", type=int, default=192, help="teacher tokens per answer (default 192)")
     ap.add_argument("--context", type=int, default=192, help="prompt tokens kept as context in training (default 192)")
     ap.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per training batch (default 4096)")
@@ -66,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     teacher_dir = args.teacher or fetch_default()
     torch.manual_seed(args.seed)
-    all_prompts = prompts.all_prompts(args.stdlib_prompts)
+    all_prompts = prompts.all_prompts(args.stdlib_prompts) + self_prompts.self_prompts(
+        teacher_dir, args.self_prompts, args.seed
+    )
     modes = tuple(m for m in teacher_data.MODES if m.name in args.modes.split(","))
     if not modes:
         raise SystemExit(f"--modes: none of {args.modes!r} is one of greedy, t10, t08")
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(teacher_dir)
-    eval_prompts = [p for p in all_prompts if p.held_out and p.chat][: args.eval_prompts]
+    eval_prompts = prompts.round_robin([p for p in all_prompts if p.held_out and p.chat])[: args.eval_prompts]
     ids = [teacher_data.prompt_ids(tok, p, 512) for p in eval_prompts]
     engine = evaluate.speculative(teacher_dir, args.out, ids)
     evaluation = {

@@ -157,3 +157,16 @@ def stdlib_functions(limit: int) -> list[Prompt]:
 
 def all_prompts(stdlib_limit: int = 300) -> list[Prompt]:
     return mt_bench() + human_eval() + stdlib_functions(stdlib_limit)
+
+
+def round_robin(items: list[Prompt]) -> list[Prompt]:
+    """The prompts reordered to take one from each source in turn (sources in first-seen order),
+    so that any leading slice mixes them."""
+    by_source: dict[str, list[Prompt]] = {}
+    for p in items:
+        by_source.setdefault(p.name.split("/")[0], []).append(p)
+    out: list[Prompt] = []
+    queues = list(by_source.values())
+    for i in range(max((len(q) for q in queues), default=0)):
+        out.extend(q[i] for q in queues if i < len(q))
+    return out

@@ -1,8 +1,9 @@
 """The teacher's continuations: the target answers every prompt (greedy and sampled), and
 its top-k next-token log-probabilities are kept at every generated position.
 
-Batched generation with transformers (batch-1 engines waste a CPU's compute here): prompts
-of similar length are batched, left-padded, and every row stops at EOS or the token limit.
+Batched generation with the engine (distill/engine_batch.py: many sequences in one cache,
+one forward per step for all of them); prompts of similar length are batched, and every row
+stops at EOS or the token limit.
 Results go into shards under the cache (one .pt per batch), so an interrupted run resumes
 where it stopped.
 """
@@ -56,75 +57,24 @@ def _choose(logits: torch.Tensor, mode: Mode, gen: torch.Generator) -> torch.Ten
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
-@torch.inference_mode()
-def generate_batch(model: Any, batch: list[list[int]], mode: Mode, max_new: int, eos: int, seed: int) -> list[dict]:
-    """Left-padded batched decoding with a KV cache; returns per row the generated ids and
-    the teacher's top-k (ids int32, log-probs float16) at every generated position."""
-    from transformers import DynamicCache
-
-    b = len(batch)
-    width = max(len(x) for x in batch)
-    ids = torch.zeros(b, width, dtype=torch.long)
-    mask = torch.zeros(b, width, dtype=torch.long)
-    for i, x in enumerate(batch):
-        ids[i, width - len(x) :] = torch.tensor(x)
-        mask[i, width - len(x) :] = 1
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    gen = torch.Generator().manual_seed(seed)
-    cache = DynamicCache()
-    steps: list[torch.Tensor] = []
-    tops_i: list[torch.Tensor] = []
-    tops_v: list[torch.Tensor] = []
-    done = torch.zeros(b, dtype=torch.bool)
-    step_ids, step_pos = ids, pos
-    for _ in range(max_new):
-        logits = (
-            model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=cache, use_cache=True)
-            .logits[:, -1]
-            .float()
-        )
-        tv, ti = torch.log_softmax(logits, -1).topk(TOP_K, -1)
-        nxt = _choose(logits, mode, gen)
-        steps.append(nxt)
-        tops_i.append(ti.to(torch.int32))
-        tops_v.append(tv.to(torch.float16))
-        done |= nxt == eos
-        if bool(done.all()):
-            break
-        step_ids = nxt[:, None]
-        step_pos = step_pos[:, -1:] + 1
-        mask = torch.cat([mask, torch.ones(b, 1, dtype=mask.dtype)], 1)
-    gen_ids = torch.stack(steps, 1)  # [b, n]
-    all_i, all_v = torch.stack(tops_i, 1), torch.stack(tops_v, 1)
-    rows = []
-    for i in range(b):
-        hits = (gen_ids[i] == eos).nonzero()
-        n = int(hits[0]) + 1 if len(hits) else gen_ids.shape[1]  # up to and including EOS
-        rows.append(
-            {
-                "generated": gen_ids[i, :n].to(torch.int32).clone(),
-                "top_ids": all_i[i, :n].clone(),
-                "top_logprobs": all_v[i, :n].clone(),
-            }
-        )
-    return rows
-
-
 def build(
     model_dir: Path,
     prompts: list[Prompt],
     out_dir: Path,
     max_new: int = 192,
     max_prompt: int = 768,
-    batch_size: int = 48,
+    batch_size: int = 32,
     modes: tuple[Mode, ...] = MODES,
     log: bool = True,
 ) -> list[Path]:
     """Answers every prompt in every mode; writes and returns the shard files (existing ones are kept)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from mtad.distill import engine_batch
+    from transformers import AutoTokenizer
+
+    import mtad_ext
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = mtad_ext.load_model(str(model_dir), dtype="float32")
     eos = int(tok.eos_token_id)
     encoded = sorted(((prompt_ids(tok, p, max_prompt), p) for p in prompts), key=lambda x: len(x[0]))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +87,10 @@ def build(
         if path.is_file():
             continue
         chunk = encoded[start : start + batch_size]
-        rows = generate_batch(model, [x for x, _ in chunk], mode, max_new, eos, mode.seed * 100003 + start)
+        gen = torch.Generator().manual_seed(mode.seed * 100003 + start)
+        rows = engine_batch.generate(
+            model, [x for x, _ in chunk], lambda lg, m=mode, g=gen: _choose(lg, m, g), max_new, eos, TOP_K
+        )
         for (ids, p), row in zip(chunk, rows, strict=True):
             row.update(prompt=torch.tensor(ids, dtype=torch.int32), name=p.name, held_out=p.held_out, mode=mode.name)
         torch.save(rows, path.with_suffix(".tmp"))
