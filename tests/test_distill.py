@@ -199,3 +199,12 @@ def test_batched_teacher_decoding_stops_each_row_at_eos(tiny_dirs: dict[str, Pat
         n = ids.index(eos) + 1 if eos in ids else len(ids)
         assert r["generated"].tolist() == ids[:n]
         assert len(r["top_ids"]) == len(r["top_logprobs"]) == n
+
+
+def test_round_robin_mixes_sources_and_keeps_every_prompt() -> None:
+    from mtad.distill.prompts import round_robin
+
+    sizes = (("a", 3), ("b", 1), ("c", 2))
+    items = [Prompt(f"{src}/{i}", f"{src}{i}", True, True) for src, n in sizes for i in range(n)]
+    out = round_robin(items)
+    assert [p.name for p in out] == ["a/0", "b/0", "c/0", "a/1", "c/1", "a/2"]

@@ -162,7 +162,8 @@ void run_blocks(const CpuStack& s, const CpuStep& st, float* h, float* q, float*
 }  // namespace
 
 void run_stack_cpu(const CpuStack& s, const CpuStep& st, CpuScratch& sc) {
-  const int64_t T = st.T, H = s.hidden, QD = s.heads * s.head_dim, L = st.prefix + st.M;
+  const int64_t T = st.T, H = s.hidden, QD = s.heads * s.head_dim;
+  const int64_t L = (st.prefix + st.M) * std::min<int64_t>(s.heads / s.kv_heads, ops::cpu::kMaxGroup);
   const int nt = stack_threads(s, T);
   float* h = sc.floats(CpuScratch::kNorm, nt * T * H);
   float* q = sc.floats(CpuScratch::kQuery, T * QD);

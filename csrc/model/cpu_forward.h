@@ -34,7 +34,7 @@ class CpuScratch {
     kQuery,      // q [T, heads * head_dim]
     kAttention,  // attention output [T, heads * head_dim]
     kMlp,        // MLP hidden [T, ffn]
-    kScores,     // per thread: attention scores [cache length]
+    kScores,     // per thread: attention scores [cache length x heads per kv group]
     kRopeCos,    // [T, head_dim / 2]
     kRopeSin,
     kPositions,  // int64 [T] when the caller gave none

@@ -24,11 +24,14 @@ struct MaskRows {
 };
 MaskRows mask_rows(const bool* mask, int64_t T, int64_t M);
 
+// Query heads of one kv group handled together (their key and value rows read once).
+constexpr int64_t kMaxGroup = 8;
+
 void tree_attention_f32(const float* q, const float* k, const float* v, const bool* mask, float* out, int64_t T,
                         int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale);
 // Tasks [task0, task1) of tree_attention_f32, task = t * H + h (query row t, head h); rows:
-// mask_rows of the mask, or null for causal. scores: room for prefix + M floats. For callers
-// that split the tasks themselves.
+// mask_rows of the mask, or null for causal. scores: room for (prefix + M) * min(H / KVH,
+// kMaxGroup) floats. For callers that split the tasks themselves.
 void tree_attention_tasks_f32(const float* q, const float* k, const float* v, const MaskRows* rows, float* out,
                               int64_t T, int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale,
                               int64_t task0, int64_t task1, float* scores);

@@ -25,39 +25,52 @@ MaskRows mask_rows(const bool* mask, int64_t T, int64_t M) {
 void tree_attention_tasks_f32(const float* q, const float* k, const float* v, const MaskRows* rows, float* out,
                               int64_t T, int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale,
                               int64_t task0, int64_t task1, float* scores) {
+  (void)T;
   (void)M;
   const int64_t group = H / KVH, stride = KVH * D;
-  // The key rows are read in place from the cache.
-  for (int64_t task = task0; task < task1; ++task) {
-    const int64_t t = task / H, h = task % H, g = h / group;
-    const float* qv = q + (t * H + h) * D;
-    float* o = out + t * H * D + h * D;
+  for (int64_t task = task0; task < task1;) {
+    // The heads of one kv group for one row, as far as this share goes, walk the key and
+    // value rows together: each row is read from memory once for all of them.
+    const int64_t t = task / H, h0 = task % H, g = h0 / group;
+    const int64_t nh = std::min({(g + 1) * group, h0 + (task1 - task), h0 + kMaxGroup}) - h0;
+    task += nh;
     // Slots seen: [0, dense) in order, then the listed masked slots (causal: up to t itself).
     const int64_t dense = prefix + (rows ? 0 : t + 1);
     const int32_t* listed = rows ? rows->idx.data() + rows->off[t] : nullptr;
     const int64_t n = dense + (rows ? rows->off[t + 1] - rows->off[t] : 0);
     auto slot = [&](int64_t i) { return i < dense ? i : prefix + listed[i - dense]; };
-    for (int64_t d = 0; d < D; ++d) o[d] = 0.f;
+    float* o0 = out + t * H * D + h0 * D;
+    for (int64_t d = 0; d < nh * D; ++d) o0[d] = 0.f;
     if (n == 0) continue;  // attends to nothing
-    float mx = -std::numeric_limits<float>::infinity();
+    const float* q0 = q + (t * H + h0) * D;
+    float mx[kMaxGroup];
+    for (int64_t j = 0; j < nh; ++j) mx[j] = -std::numeric_limits<float>::infinity();
     for (int64_t i = 0; i < n; i += 4) {
       const float* r[4];
       for (int j = 0; j < 4; ++j) r[j] = k + slot(std::min(i + j, n - 1)) * stride + g * D;
-      float s4[4];
-      dot4(qv, r, D, s4);
-      for (int64_t j = 0; j < 4 && i + j < n; ++j) {
-        scores[i + j] = scale * s4[j];
-        mx = std::max(mx, scores[i + j]);
+      for (int64_t j = 0; j < nh; ++j) {
+        float s4[4];
+        dot4(q0 + j * D, r, D, s4);
+        float* sc = scores + j * n;
+        for (int64_t u = 0; u < 4 && i + u < n; ++u) {
+          sc[i + u] = scale * s4[u];
+          mx[j] = std::max(mx[j], sc[i + u]);
+        }
       }
     }
-    float sum = 0.f;
+    float sum[kMaxGroup] = {};
     for (int64_t i = 0; i < n; ++i) {
-      const float p = std::exp(scores[i] - mx);
-      sum += p;
-      axpy(p, v + slot(i) * stride + g * D, o, D);
+      const float* vr = v + slot(i) * stride + g * D;
+      for (int64_t j = 0; j < nh; ++j) {
+        const float p = std::exp(scores[j * n + i] - mx[j]);
+        sum[j] += p;
+        axpy(p, vr, o0 + j * D, D);
+      }
     }
-    const float inv = 1.f / sum;
-    for (int64_t d = 0; d < D; ++d) o[d] *= inv;
+    for (int64_t j = 0; j < nh; ++j) {
+      const float inv = 1.f / sum[j];
+      for (int64_t d = 0; d < D; ++d) o0[j * D + d] *= inv;
+    }
   }
 }
 
@@ -67,7 +80,7 @@ void tree_attention_f32(const float* q, const float* k, const float* v, const bo
   const MaskRows rows = mask ? mask_rows(mask, T, M) : MaskRows{};
   // One task per (query, head).
   at::parallel_for(0, T * H, grain_for(2 * L * D), [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(L);
+    std::vector<float> scores(L * std::min<int64_t>(H / KVH, kMaxGroup));
     tree_attention_tasks_f32(q, k, v, mask ? &rows : nullptr, out, T, M, H, KVH, D, prefix, scale, begin, end,
                              scores.data());
   });

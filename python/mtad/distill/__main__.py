@@ -120,20 +120,27 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     agree, hits = train.agreement(model, held_out, args.batch_tokens)
+    chat_sources = {p.name.split("/")[0] for p in all_prompts if p.chat}
+    chat_agree, chat_hits = train.agreement(
+        model, [e for e in held_out if e.name.split("/")[0] in chat_sources], args.batch_tokens
+    )
     size = export.save_draft(model, teacher_dir, args.out)
 
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(teacher_dir)
-    eval_prompts = prompts.round_robin([p for p in all_prompts if p.held_out and p.chat])[: args.eval_prompts]
-    ids = [teacher_data.prompt_ids(tok, p, 512) for p in eval_prompts]
-    engine = evaluate.speculative(teacher_dir, args.out, ids)
+    ids = evaluate.held_out_chat(tok, teacher_dir, args.eval_prompts, args.self_prompts, args.seed)
+    engine = evaluate.speculative(teacher_dir, args.out, ids, eos=tok.eos_token_id)
     evaluation = {
         "greedy top-1 agreement with the teacher (held-out teacher answers)": round(agree, 3),
         "tokens per target forward, greedy speculative decoding, gamma 4 (along the teacher's greedy answers)": round(
             train.tokens_per_forward(hits, 4), 3
         ),
-        "engine, greedy SpS gamma 4 on held-out chat prompts": engine,
+        "the same, chat prompts only": {
+            "agreement": round(chat_agree, 3),
+            "tokens_per_forward": round(train.tokens_per_forward(chat_hits, 4), 3),
+        },
+        "engine, greedy SpS gamma 4 on held-out chat prompts (each source in turn, answers end at EOS)": engine,
     }
     export.write_provenance(
         args.out,
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             "folder_bytes": size,
             "data": {
                 "prompts": len(all_prompts),
-                "sources": "MT-Bench, HumanEval, Python standard library",
+                "sources": "MT-Bench, HumanEval, Python standard library, requests the teacher wrote",
                 "modes": [m.name for m in modes],
                 "train_tokens": sum(len(e.top_ids) for e in train_set),
                 "held_out_prompts": sum(p.held_out for p in all_prompts),
@@ -156,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 "minutes": data_minutes,
             },
             "training": result,
-        "continued_from": earlier,
+            "continued_from": earlier,
             "evaluation": evaluation,
         },
     )

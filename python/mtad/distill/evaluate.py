@@ -11,12 +11,17 @@ from typing import Any
 GREEDY = dict(temperature=0.0, top_k=0, top_p=1.0)
 
 
-def _decode(decoder: Any, prompt: list[int], n: int) -> tuple[list[int], float]:
+def _decode(decoder: Any, prompt: list[int], n: int, eos: int | None = None) -> tuple[list[int], float]:
+    """Up to n new tokens, ending after the first EOS (as a user's generation would)."""
     decoder.start(prompt)
     t0 = time.perf_counter()
-    while len(decoder.tokens) < len(prompt) + n:
+    new: list[int] = []
+    while len(new) < n and (eos is None or eos not in new):
         decoder.step()
-    return decoder.tokens[len(prompt) : len(prompt) + n], time.perf_counter() - t0
+        new = decoder.tokens[len(prompt) :]
+    if eos is not None and eos in new:
+        new = new[: new.index(eos) + 1]
+    return new[:n], time.perf_counter() - t0
 
 
 def step_cost_ratio(target: Any, draft: Any, prompt: list[int], n: int = 64) -> float:
@@ -41,8 +46,10 @@ def speculative(
     prompts: list[list[int]],
     new_tokens: int = 128,
     gamma: int = 4,
+    eos: int | None = None,
 ) -> dict[str, Any]:
-    """Greedy SpS with the engine against greedy AR on the same prompts."""
+    """Greedy SpS with the engine against greedy AR on the same prompts (each answer ends at
+    EOS or after new_tokens)."""
     import mtad_ext
 
     target = mtad_ext.load_model(str(target_dir))
@@ -52,11 +59,11 @@ def speculative(
     t_sps = t_ar = 0.0
     same = 0
     for p in prompts:
-        ar, dt_ar = _decode(mtad_ext.Decoder(target, None, method="ar", capacity=cap, **GREEDY), p, new_tokens)
+        ar, dt_ar = _decode(mtad_ext.Decoder(target, None, method="ar", capacity=cap, **GREEDY), p, new_tokens, eos)
         dec = mtad_ext.Decoder(target, draft, method="sps", gamma=gamma, capacity=cap, **GREEDY)
-        sps, dt_sps = _decode(dec, p, new_tokens)
+        sps, dt_sps = _decode(dec, p, new_tokens, eos)
         st = dec.total_stats
-        tokens += len(dec.tokens) - len(p)
+        tokens += len(sps)
         forwards += int(st["target_forwards"])
         accepted += int(st["accepted"])
         drafted += int(st.get("drafted", 0))
@@ -72,3 +79,38 @@ def speculative(
         "sps_over_ar_speed": round(t_ar / t_sps, 3),
         "draft_step_cost_over_target": round(step_cost_ratio(target, draft, prompts[0]), 3),
     }
+
+
+def held_out_chat(tokenizer: Any, teacher_dir: Path, count: int, self_prompt_tries: int, seed: int) -> list[list[int]]:
+    """Token ids of `count` held-out chat prompts, taken from each source in turn."""
+    from mtad.distill import prompts, self_prompts, teacher_data
+
+    items = prompts.all_prompts() + self_prompts.self_prompts(teacher_dir, self_prompt_tries, seed)
+    chosen = prompts.round_robin([p for p in items if p.held_out and p.chat])[:count]
+    return [teacher_data.prompt_ids(tokenizer, p, 512) for p in chosen]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measures a draft folder against the default target (or --teacher) on held-out prompts."""
+    import argparse
+    import json
+
+    from mtad.fetch import fetch_default
+    from transformers import AutoTokenizer
+
+    ap = argparse.ArgumentParser(prog="python -m mtad.distill.evaluate", description=main.__doc__)
+    ap.add_argument("draft", type=Path, help="draft folder")
+    ap.add_argument("--teacher", type=Path, default=None, help="target folder (default: SmolLM2-135M-Instruct)")
+    ap.add_argument("--prompts", type=int, default=24, help="held-out chat prompts (default 24)")
+    ap.add_argument("--self-prompts", type=int, default=2000, help="as given to python -m mtad.distill")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    teacher_dir = args.teacher or fetch_default()
+    tok = AutoTokenizer.from_pretrained(teacher_dir)
+    ids = held_out_chat(tok, teacher_dir, args.prompts, args.self_prompts, args.seed)
+    print(json.dumps(speculative(teacher_dir, args.draft, ids, eos=tok.eos_token_id), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
