@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(teacher_dir)
-    ids = evaluate.held_out_chat(tok, teacher_dir, args.eval_prompts, args.self_prompts, args.seed)
+    ids = evaluate.held_out_chat(tok, all_prompts, args.eval_prompts)
     engine = evaluate.speculative(teacher_dir, args.out, ids, eos=tok.eos_token_id)
     evaluation = {
         "greedy top-1 agreement with the teacher (held-out teacher answers)": round(agree, 3),

@@ -81,11 +81,10 @@ def speculative(
     }
 
 
-def held_out_chat(tokenizer: Any, teacher_dir: Path, count: int, self_prompt_tries: int, seed: int) -> list[list[int]]:
-    """Token ids of `count` held-out chat prompts, taken from each source in turn."""
-    from mtad.distill import prompts, self_prompts, teacher_data
+def held_out_chat(tokenizer: Any, items: list[Any], count: int) -> list[list[int]]:
+    """Token ids of `count` held-out chat prompts among `items`, taken from each source in turn."""
+    from mtad.distill import prompts, teacher_data
 
-    items = prompts.all_prompts() + self_prompts.self_prompts(teacher_dir, self_prompt_tries, seed)
     chosen = prompts.round_robin([p for p in items if p.held_out and p.chat])[:count]
     return [teacher_data.prompt_ids(tokenizer, p, 512) for p in chosen]
 
@@ -107,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     teacher_dir = args.teacher or fetch_default()
     tok = AutoTokenizer.from_pretrained(teacher_dir)
-    ids = held_out_chat(tok, teacher_dir, args.prompts, args.self_prompts, args.seed)
+    from mtad.distill import prompts, self_prompts
+
+    items = prompts.all_prompts() + self_prompts.self_prompts(teacher_dir, args.self_prompts, args.seed)
+    ids = held_out_chat(tok, items, args.prompts)
     print(json.dumps(speculative(teacher_dir, args.draft, ids, eos=tok.eos_token_id), indent=1))
     return 0
 
