@@ -10,7 +10,7 @@ import pytest
 import torch
 from mtad.distill import train
 from mtad.distill.prompts import HELD_OUT_EVERY, Prompt
-from mtad.distill.student import pca_embedding
+from mtad.distill.student import grow, pca_embedding
 
 import mtad_ext
 
@@ -89,6 +89,73 @@ def test_pca_embedding_keeps_the_principal_geometry() -> None:
     g_e, g_p = e @ e.T, proj @ proj.T
     corr = torch.corrcoef(torch.stack([g_e.flatten(), g_p.flatten()]))[0, 1]
     assert corr > 0.999
+
+
+def _tiny_llama(layers: int) -> object:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=layers,
+                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_grown_draft_computes_what_it_grew_from_and_trains_its_new_layers() -> None:
+    small = _tiny_llama(2)
+    big = grow(small, 2).eval()
+    assert big.config.num_hidden_layers == 4 and small.config.num_hidden_layers == 2
+    ids = torch.randint(0, 64, (2, 11))
+    with torch.no_grad():
+        assert torch.equal(big(input_ids=ids).logits, small(input_ids=ids).logits)
+    # the new layers are not inert: one step moves their output projections, and the
+    # model it grew from is untouched (no shared storage)
+    before = [p.clone() for p in small.parameters()]
+    big.train()
+    big(input_ids=ids, labels=ids).loss.backward()
+    assert big.model.layers[3].mlp.down_proj.weight.grad.abs().sum() > 0
+    assert big.model.layers[2].self_attn.o_proj.weight.grad.abs().sum() > 0
+    torch.optim.SGD(big.parameters(), lr=0.1).step()
+    assert all(torch.equal(a, b) for a, b in zip(before, small.parameters(), strict=True))
+    assert big.lm_head.weight.data_ptr() == big.model.embed_tokens.weight.data_ptr()
+
+
+def test_saved_draft_keeps_the_teacher_tokenizer_in_fewer_bytes(tiny_dirs: dict[str, Path], tmp_path: Path) -> None:
+    from mtad.distill.export import save_draft
+    from mtad.tokenizer import Tokenizer
+
+    teacher = tiny_dirs["target"]
+    indented = tmp_path / "teacher"
+    indented.mkdir()
+    for f in teacher.iterdir():
+        (indented / f.name).write_bytes(f.read_bytes())
+    data = json.loads((teacher / "tokenizer.json").read_text(encoding="utf-8"))
+    (indented / "tokenizer.json").write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "draft"
+    save_draft(_tiny_llama(1), indented, out)
+    written = (out / "tokenizer.json").read_bytes()
+    assert json.loads(written) == data
+    assert len(written) < 0.8 * (indented / "tokenizer.json").stat().st_size
+    text = "the old man made good work"
+    assert Tokenizer(out).encode(text) == Tokenizer(indented).encode(text)
+
+
+def test_teacher_sampling_draws_from_the_tempered_top_p_nucleus() -> None:
+    from mtad.distill.teacher_data import Mode, choose
+
+    logits = torch.log(torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03]))
+    gen = torch.Generator().manual_seed(0)
+    n = 20000
+    # temperature 1, top_p 0.8: the nucleus is {0, 1, 2} (0.5 + 0.25 < 0.8), renormalised
+    draws = choose(logits.expand(n, 5), Mode("t", 1.0, 0.8), gen)
+    freq = torch.bincount(draws, minlength=5).double() / n
+    want = torch.tensor([0.5, 0.25, 0.15, 0.0, 0.0], dtype=torch.float64) / 0.9
+    assert (freq - want).abs().max() < 0.012  # about 4 standard errors at n = 20000
+    # temperature 0.5 without a cut: p^2 renormalised
+    draws = choose(logits.expand(n, 5), Mode("t", 0.5), gen)
+    freq = torch.bincount(draws, minlength=5).double() / n
+    sq = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03], dtype=torch.float64) ** 2
+    assert (freq - sq / sq.sum()).abs().max() < 0.012
+    assert torch.equal(choose(logits.expand(3, 5), Mode("greedy", 0.0), gen), torch.zeros(3, dtype=torch.long))
 
 
 def test_held_out_split_is_stable_and_disjoint() -> None:

@@ -8,7 +8,7 @@ Steps (each resumable; the teacher's answers are cached under ~/.cache/mtad/dist
      writes itself (self_prompts.py), every 8th item of each source held out;
   2. the teacher answers every prompt, greedily and sampled, keeping its top-32 next-token
      log-probabilities at each generated position (the engine, many sequences per forward);
-  3. the student (a 2-layer Llama with the teacher's vocabulary, embedding started from the
+  3. the student (a small Llama with the teacher's vocabulary, embedding started from the
      teacher's by PCA) is trained on soft cross-entropy to those distributions;
   4. the folder is written (float16 safetensors + the teacher's tokenizer files), then
      measured with the engine on held-out prompts: greedy speculative decoding at gamma = 4
@@ -56,10 +56,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--init", type=Path, default=None,
                     help="continue training a draft folder written by an earlier run (its shape wins)")
+    ap.add_argument("--grow-layers", type=int, default=0,
+                    help="with --init: append this many layers that start as the identity (zero output "
+                         "projections), so the grown draft starts from the folder's predictions (default 0)")
     ap.add_argument(
         "--skip-teacher", action="store_true", help="train on the teacher answers already cached, generate none"
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.grow_layers < 0 or (args.grow_layers and args.init is None):
+        ap.error("--grow-layers takes a count >= 0 and needs --init (it grows a trained draft)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                                      c.num_key_value_heads, c.intermediate_size)
         if (args.init / "provenance.json").is_file():
             earlier = json.loads((args.init / "provenance.json").read_text())
+        if args.grow_layers:
+            model = student.grow(model, args.grow_layers)
+            shape = dataclasses.replace(shape, layers=shape.layers + args.grow_layers)
     else:
         model = student.init_student(teacher_dir, shape, args.seed)
     result = train.train(

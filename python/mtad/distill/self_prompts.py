@@ -26,7 +26,7 @@ MAX_WORDS = 48  # tokens a request may take
 
 def _texts(model_dir: Path, n: int, seed: int, log: bool) -> list[str]:
     from mtad.distill import engine_batch
-    from mtad.distill.teacher_data import MODES, TOP_K, _choose
+    from mtad.distill.teacher_data import MODES, TOP_K, choose
     from transformers import AutoTokenizer
 
     import mtad_ext
@@ -44,7 +44,7 @@ def _texts(model_dir: Path, n: int, seed: int, log: bool) -> list[str]:
     for start in range(0, n, 32):
         openings = [OPENINGS[i % len(OPENINGS)] for i in range(start, min(n, start + 32))]
         ids = [tok(header + o, add_special_tokens=False)["input_ids"] for o in openings]
-        rows = engine_batch.generate(model, ids, lambda lg: _choose(lg, mode, gen), MAX_WORDS, eos, TOP_K)
+        rows = engine_batch.generate(model, ids, lambda lg: choose(lg, mode, gen), MAX_WORDS, eos, TOP_K)
         for o, row in zip(openings, rows, strict=True):
             g = row["generated"].tolist()
             if not g or g[-1] != eos:

@@ -9,6 +9,7 @@ output layer a meaningful vocabulary geometry from the first step.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,31 @@ def init_student(teacher_dir: Path, shape: StudentShape, seed: int) -> Any:
         student.model.embed_tokens.weight.copy_(pca_embedding(teacher.model.embed_tokens.weight, shape.hidden))
     student.tie_weights()
     return student
+
+
+def grow(model: Any, extra_layers: int) -> Any:
+    """The same model with `extra_layers` decoder layers appended whose output projections
+    (attention o_proj, MLP down_proj) are zero: each adds nothing to the residual stream, so
+    the grown model computes exactly what `model` does and training continues from there."""
+    from transformers import LlamaForCausalLM
+
+    if extra_layers < 0:
+        raise ValueError(f"extra_layers must be >= 0, got {extra_layers}")
+    config = copy.deepcopy(model.config)
+    config.num_hidden_layers += extra_layers
+    if getattr(config, "layer_types", None) is not None:
+        config.layer_types = list(config.layer_types) + [config.layer_types[-1]] * extra_layers
+    grown = LlamaForCausalLM(config).to(next(model.parameters()).dtype)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    new = {f"model.layers.{i}." for i in range(model.config.num_hidden_layers, config.num_hidden_layers)}
+    if unexpected or any(not any(k.startswith(n) for n in new) for k in missing):
+        raise ValueError(f"cannot grow this model: missing {missing}, unexpected {unexpected}")
+    with torch.no_grad():
+        for layer in grown.model.layers[model.config.num_hidden_layers :]:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+    grown.tie_weights()
+    return grown
 
 
 def parameter_count(model: Any) -> int:

@@ -45,7 +45,9 @@ def prompt_ids(tokenizer: Any, p: Prompt, max_prompt: int) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"][-max_prompt:]
 
 
-def _choose(logits: torch.Tensor, mode: Mode, gen: torch.Generator) -> torch.Tensor:
+def choose(logits: torch.Tensor, mode: Mode, gen: torch.Generator) -> torch.Tensor:
+    """One token per row of logits [B, V]: the argmax (greedy mode), or a draw from the
+    temperature-scaled distribution cut to its top-p nucleus and renormalised."""
     if mode.temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits / mode.temperature, -1)
@@ -89,7 +91,7 @@ def build(
         chunk = encoded[start : start + batch_size]
         gen = torch.Generator().manual_seed(mode.seed * 100003 + start)
         rows = engine_batch.generate(
-            model, [x for x, _ in chunk], lambda lg, m=mode, g=gen: _choose(lg, m, g), max_new, eos, TOP_K
+            model, [x for x, _ in chunk], lambda lg, m=mode, g=gen: choose(lg, m, g), max_new, eos, TOP_K
         )
         for (ids, p), row in zip(chunk, rows, strict=True):
             row.update(prompt=torch.tensor(ids, dtype=torch.int32), name=p.name, held_out=p.held_out, mode=mode.name)
