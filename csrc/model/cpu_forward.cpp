@@ -126,8 +126,8 @@ void run_blocks(const CpuStack& s, const CpuStep& st, float* h, float* q, float*
     sync();
 
     part(T * s.heads, 1);
-    tree_attention_tasks_f32(q, kc, vc, st.mask ? &st.mask_rows : nullptr, a, T, st.M, s.heads, s.kv_heads, D,
-                             st.prefix, st.scale, b, e, scores);
+    tree_attention_tasks_f32(q, kc, vc, st.mask ? &st.mask_rows : nullptr, a, s.heads, s.kv_heads, D, st.prefix,
+                             st.scale, b, e, scores);
     sync();
 
     part(H, kAlign);

@@ -33,7 +33,7 @@ void tree_attention_f32(const float* q, const float* k, const float* v, const bo
 // mask_rows of the mask, or null for causal. scores: room for (prefix + M) * min(H / KVH,
 // kMaxGroup) floats. For callers that split the tasks themselves.
 void tree_attention_tasks_f32(const float* q, const float* k, const float* v, const MaskRows* rows, float* out,
-                              int64_t T, int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale,
-                              int64_t task0, int64_t task1, float* scores);
+                              int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale, int64_t task0,
+                              int64_t task1, float* scores);
 }
 }  // namespace mtad::ops

@@ -23,10 +23,8 @@ MaskRows mask_rows(const bool* mask, int64_t T, int64_t M) {
 }
 
 void tree_attention_tasks_f32(const float* q, const float* k, const float* v, const MaskRows* rows, float* out,
-                              int64_t T, int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale,
-                              int64_t task0, int64_t task1, float* scores) {
-  (void)T;
-  (void)M;
+                              int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale, int64_t task0,
+                              int64_t task1, float* scores) {
   const int64_t group = H / KVH, stride = KVH * D;
   for (int64_t task = task0; task < task1;) {
     // The heads of one kv group for one row, as far as this share goes, walk the key and
@@ -81,7 +79,7 @@ void tree_attention_f32(const float* q, const float* k, const float* v, const bo
   // One task per (query, head).
   at::parallel_for(0, T * H, grain_for(2 * L * D), [&](int64_t begin, int64_t end) {
     std::vector<float> scores(L * std::min<int64_t>(H / KVH, kMaxGroup));
-    tree_attention_tasks_f32(q, k, v, mask ? &rows : nullptr, out, T, M, H, KVH, D, prefix, scale, begin, end,
+    tree_attention_tasks_f32(q, k, v, mask ? &rows : nullptr, out, H, KVH, D, prefix, scale, begin, end,
                              scores.data());
   });
 }
