@@ -140,7 +140,7 @@ def test_saved_draft_keeps_the_teacher_tokenizer_in_fewer_bytes(tiny_dirs: dict[
 
 
 def test_teacher_sampling_draws_from_the_tempered_top_p_nucleus() -> None:
-    from mtad.distill.teacher_data import Mode, choose
+    from mtad.distill.teacher_data import NUCLEUS_SEARCH, Mode, choose
 
     logits = torch.log(torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03]))
     gen = torch.Generator().manual_seed(0)
@@ -156,6 +156,18 @@ def test_teacher_sampling_draws_from_the_tempered_top_p_nucleus() -> None:
     sq = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03], dtype=torch.float64) ** 2
     assert (freq - sq / sq.sum()).abs().max() < 0.012
     assert torch.equal(choose(logits.expand(3, 5), Mode("greedy", 0.0), gen), torch.zeros(3, dtype=torch.long))
+    # a nucleus wider than the tokens searched first (NUCLEUS_SEARCH) in one row of two: the
+    # flat row draws from its whole nucleus, the peaked row from its own
+    v = 3 * NUCLEUS_SEARCH
+    flat = -1e-4 * torch.arange(v, dtype=torch.float32)  # nearly uniform, descending
+    peaked = torch.full((v,), -30.0)
+    peaked[7], peaked[9] = 0.0, -1.0
+    draws = choose(torch.stack([flat, peaked]).repeat(4000, 1), Mode("t", 1.0, 0.5), gen).view(4000, 2)
+    p = torch.softmax(flat.double(), -1)
+    edge = int(((p.cumsum(-1) - p) < 0.5).sum())  # the flat row's nucleus: ids [0, edge)
+    assert edge > NUCLEUS_SEARCH
+    assert int(draws[:, 0].max()) < edge and int((draws[:, 0] >= NUCLEUS_SEARCH).sum()) > 1000
+    assert set(draws[:, 1].tolist()) == {7}  # nucleus {7}: p(7) = 0.73 passes top_p alone
 
 
 def test_held_out_split_is_stable_and_disjoint() -> None:
