@@ -78,6 +78,37 @@ def test_loss_is_cross_entropy_to_the_renormalised_teacher_top_k() -> None:
     torch.testing.assert_close(hits, (logq.argmax(-1) == ex.top_ids[:, 0]).float())
 
 
+def test_teacher_agreement_counts_top1_hits_per_source_on_greedy_answers() -> None:
+    from mtad.distill.evaluate import teacher_agreement
+
+    vocab = 16
+
+    class Echo(torch.nn.Module):  # predicts the token it reads: logits = one-hot(input)
+        def __init__(self) -> None:
+            super().__init__()
+            self.lm_head = torch.nn.Identity()
+            self.model = lambda input_ids: type("Out", (), {"last_hidden_state": torch.eye(vocab)[input_ids]})()
+
+    def example(name: str, mode: str, hits: list[bool]) -> train.Example:
+        ids = torch.arange(len(hits) + 1) % vocab  # prompt token 0, then the answer
+        top1 = torch.where(torch.tensor(hits), ids[:-1], (ids[:-1] + 1) % vocab)
+        top = torch.stack([top1] + [(top1 + j) % vocab for j in range(2, 4)], 1)
+        return train.Example(ids, 0, top, torch.zeros(len(hits), 3), name, mode)
+
+    held_out = [
+        example("chat-a/0", "greedy", [True, True, False, False]),
+        example("chat-a/8", "greedy", [True, True, True, True]),
+        example("plain/0", "greedy", [False, False, False, True]),
+        example("plain/8", "t10", [True] * 8),  # sampled answers are not measured
+    ]
+    got = teacher_agreement(Echo(), held_out, {"chat-a"}, 64)
+    assert got["agreement"] == round(7 / 12, 3)
+    assert got["chat"]["agreement"] == 0.75
+    assert got["by_source"] == {"chat-a": 0.75, "plain": 0.25}
+    # chat blocks at gamma 4: [2 hits + the target's token] [1 left] | [4 hits, the answer ends]
+    assert got["chat"]["tokens_per_forward"] == round(8 / 3, 3)
+
+
 def test_pca_embedding_keeps_the_principal_geometry() -> None:
     torch.manual_seed(0)
     basis = torch.linalg.qr(torch.randn(32, 32))[0][:, :4]  # 4 strong directions in 32-d

@@ -128,11 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         seed=args.seed,
     )
-    agree, hits = train.agreement(model, held_out, args.batch_tokens)
     chat_sources = {p.name.split("/")[0] for p in all_prompts if p.chat}
-    chat_agree, chat_hits = train.agreement(
-        model, [e for e in held_out if e.name.split("/")[0] in chat_sources], args.batch_tokens
-    )
+    measured = evaluate.teacher_agreement(model, held_out, chat_sources, args.batch_tokens)
     size = export.save_draft(model, teacher_dir, args.out)
 
     from transformers import AutoTokenizer
@@ -141,14 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     ids = evaluate.held_out_chat(tok, all_prompts, args.eval_prompts)
     engine = evaluate.speculative(teacher_dir, args.out, ids, eos=tok.eos_token_id)
     evaluation = {
-        "greedy top-1 agreement with the teacher (held-out teacher answers)": round(agree, 3),
-        "tokens per target forward, greedy speculative decoding, gamma 4 (along the teacher's greedy answers)": round(
-            train.tokens_per_forward(hits, 4), 3
+        "greedy top-1 agreement with the teacher (held-out teacher answers)": measured["agreement"],
+        "tokens per target forward, greedy speculative decoding, gamma 4 (along the teacher's greedy answers)": (
+            measured["tokens_per_forward"]
         ),
-        "the same, chat prompts only": {
-            "agreement": round(chat_agree, 3),
-            "tokens_per_forward": round(train.tokens_per_forward(chat_hits, 4), 3),
-        },
+        "the same, chat prompts only": measured["chat"],
+        "agreement by prompt source": measured["by_source"],
         "engine, greedy SpS gamma 4 on held-out chat prompts (each source in turn, answers end at EOS)": engine,
     }
     export.write_provenance(

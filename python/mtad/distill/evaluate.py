@@ -1,6 +1,7 @@
-"""Measuring a draft with the engine: greedy speculative decoding at gamma = 4 on held-out
-prompts (tokens per target forward, output equal to greedy AR), and the cost of one draft
-decode step relative to one target step on this CPU."""
+"""Measuring a draft: top-1 agreement with the teacher along its held-out greedy answers (all,
+chat prompts, each source), and with the engine greedy speculative decoding at gamma = 4 on
+held-out prompts (tokens per target forward, output equal to greedy AR) and the cost of one
+draft decode step relative to one target step on this CPU."""
 
 from __future__ import annotations
 
@@ -81,6 +82,29 @@ def speculative(
     }
 
 
+def teacher_agreement(model: Any, held_out: list[Any], chat_sources: set[str], max_tokens: int) -> dict[str, Any]:
+    """Greedy top-1 agreement and the greedy SpS (gamma 4) tokens per forward it implies, along
+    the teacher's held-out greedy answers: all of them, chat prompts only, and per source."""
+    from mtad.distill import train
+
+    def measure(examples: list[Any]) -> tuple[float, float]:
+        agree, hits = train.agreement(model, examples, max_tokens)
+        return round(agree, 3), round(train.tokens_per_forward(hits, 4), 3)
+
+    def source(e: Any) -> str:
+        return e.name.split("/")[0]
+
+    agree, tpf = measure(held_out)
+    chat_agree, chat_tpf = measure([e for e in held_out if source(e) in chat_sources])
+    greedy_sources = sorted({source(e) for e in held_out if e.mode == "greedy"})
+    return {
+        "agreement": agree,
+        "tokens_per_forward": tpf,
+        "chat": {"agreement": chat_agree, "tokens_per_forward": chat_tpf},
+        "by_source": {s: measure([e for e in held_out if source(e) == s])[0] for s in greedy_sources},
+    }
+
+
 def held_out_chat(tokenizer: Any, items: list[Any], count: int) -> list[list[int]]:
     """Token ids of `count` held-out chat prompts among `items`, taken from each source in turn."""
     from mtad.distill import prompts, teacher_data
@@ -103,12 +127,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts", type=int, default=24, help="held-out chat prompts (default 24)")
     ap.add_argument("--self-prompts", type=int, default=2000, help="as given to python -m mtad.distill")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--context", type=int, default=192, help="as given to python -m mtad.distill")
     args = ap.parse_args(argv)
     teacher_dir = args.teacher or fetch_default()
     tok = AutoTokenizer.from_pretrained(teacher_dir)
-    from mtad.distill import prompts, self_prompts
+    import torch
+    from mtad.distill import prompts, self_prompts, train
+    from transformers import AutoModelForCausalLM
 
     items = prompts.all_prompts() + self_prompts.self_prompts(teacher_dir, args.self_prompts, args.seed)
+    shards = sorted((prompts.cache_dir() / "distill" / "teacher").glob("greedy-*.pt"))
+    if shards:  # the teacher's answers cached by an earlier python -m mtad.distill
+        model = AutoModelForCausalLM.from_pretrained(args.draft, dtype=torch.float32)
+        held_out = train.load_examples(shards, True, args.context)
+        chat_sources = {p.name.split("/")[0] for p in items if p.chat}
+        result = teacher_agreement(model, held_out, chat_sources, 4096)
+        print(json.dumps({"held-out greedy teacher answers": len(held_out), **result}, indent=1), flush=True)
+    else:
+        print("no cached teacher answers: agreement not measured (python -m mtad.distill makes them)")
     ids = held_out_chat(tok, items, args.prompts)
     print(json.dumps(speculative(teacher_dir, args.draft, ids, eos=tok.eos_token_id), indent=1))
     return 0
