@@ -163,13 +163,13 @@ void run_blocks(const CpuStack& s, const CpuStep& st, float* h, float* q, float*
 
 void run_stack_cpu(const CpuStack& s, const CpuStep& st, CpuScratch& sc) {
   const int64_t T = st.T, H = s.hidden, QD = s.heads * s.head_dim;
-  const int64_t L = (st.prefix + st.M) * std::min<int64_t>(s.heads / s.kv_heads, ops::cpu::kMaxGroup);
+  const int64_t scores_each = ops::cpu::scores_floats(st.prefix + st.M, s.heads, s.kv_heads);
   const int nt = stack_threads(s, T);
   float* h = sc.floats(CpuScratch::kNorm, nt * T * H);
   float* q = sc.floats(CpuScratch::kQuery, T * QD);
   float* a = sc.floats(CpuScratch::kAttention, T * QD);
   float* g = sc.floats(CpuScratch::kMlp, T * s.ffn);
-  float* scores = sc.floats(CpuScratch::kScores, nt * L);
+  float* scores = sc.floats(CpuScratch::kScores, nt * scores_each);
   if (nt == 1) {
     run_blocks(s, st, h, q, a, g, scores, 0, 1, [] {});
     return;
@@ -185,7 +185,7 @@ void run_stack_cpu(const CpuStack& s, const CpuStep& st, CpuScratch& sc) {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
     if (tid == 0) team = nth;
     int64_t waited = 0;
-    run_blocks(s, st, h + tid * T * H, q, a, g, scores + tid * L, tid, nth, [nth, &waited] {
+    run_blocks(s, st, h + tid * T * H, q, a, g, scores + tid * scores_each, tid, nth, [nth, &waited] {
       if (nth > 1) {
         const Clock::time_point t0 = Clock::now();
 #pragma omp barrier

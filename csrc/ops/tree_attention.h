@@ -9,6 +9,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -26,12 +27,17 @@ MaskRows mask_rows(const bool* mask, int64_t T, int64_t M);
 
 // Query heads of one kv group handled together (their key and value rows read once).
 constexpr int64_t kMaxGroup = 8;
+// Floats of the scores buffer one caller of tree_attention_tasks_f32 needs: slots x heads
+// walked together.
+inline int64_t scores_floats(int64_t slots, int64_t H, int64_t KVH) {
+  return slots * std::min<int64_t>(H / KVH, kMaxGroup);
+}
 
 void tree_attention_f32(const float* q, const float* k, const float* v, const bool* mask, float* out, int64_t T,
                         int64_t M, int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale);
 // Tasks [task0, task1) of tree_attention_f32, task = t * H + h (query row t, head h); rows:
-// mask_rows of the mask, or null for causal. scores: room for (prefix + M) * min(H / KVH,
-// kMaxGroup) floats. For callers that split the tasks themselves.
+// mask_rows of the mask, or null for causal. scores: room for scores_floats(prefix + M, H,
+// KVH) floats. For callers that split the tasks themselves.
 void tree_attention_tasks_f32(const float* q, const float* k, const float* v, const MaskRows* rows, float* out,
                               int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale, int64_t task0,
                               int64_t task1, float* scores);

@@ -78,7 +78,7 @@ void tree_attention_f32(const float* q, const float* k, const float* v, const bo
   const MaskRows rows = mask ? mask_rows(mask, T, M) : MaskRows{};
   // One task per (query, head).
   at::parallel_for(0, T * H, grain_for(2 * L * D), [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(L * std::min<int64_t>(H / KVH, kMaxGroup));
+    std::vector<float> scores(scores_floats(L, H, KVH));
     tree_attention_tasks_f32(q, k, v, mask ? &rows : nullptr, out, H, KVH, D, prefix, scale, begin, end,
                              scores.data());
   });

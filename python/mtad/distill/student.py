@@ -84,8 +84,6 @@ def grow(model: Any, extra_layers: int) -> Any:
         raise ValueError(f"extra_layers must be >= 0, got {extra_layers}")
     config = copy.deepcopy(model.config)
     config.num_hidden_layers += extra_layers
-    if getattr(config, "layer_types", None) is not None:
-        config.layer_types = list(config.layer_types) + [config.layer_types[-1]] * extra_layers
     grown = LlamaForCausalLM(config).to(next(model.parameters()).dtype)
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
     new = {f"model.layers.{i}." for i in range(model.config.num_hidden_layers, config.num_hidden_layers)}

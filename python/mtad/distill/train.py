@@ -103,17 +103,23 @@ def distill_loss(
 @torch.no_grad()
 def agreement(model: Any, examples: list[Example], max_tokens: int) -> tuple[float, list[torch.Tensor]]:
     """Greedy top-1 agreement with the teacher on its greedy continuations; also the per-example
-    hit vectors (for the speculative-decoding estimate)."""
+    hit vectors (for the speculative-decoding estimate), in the order of the greedy examples."""
     model.eval()
     greedy = [e for e in examples if e.mode == "greedy"]
-    per_example: list[torch.Tensor] = []
+    found: dict[int, torch.Tensor] = {}
     for batch in batches(greedy, max_tokens, random.Random(0)):
         ids, flat, tids, tlps = collate(batch)
         _, hits = distill_loss(model, ids, flat, tids, tlps)
-        per_example.extend(hits.split([len(e.top_ids) for e in batch]))
+        found.update(zip(map(id, batch), hits.split([len(e.top_ids) for e in batch]), strict=True))
     model.train()
-    total = sum(len(h) for h in per_example)
-    return float(sum(h.sum() for h in per_example) / max(total, 1)), per_example
+    per_example = [found[id(e)] for e in greedy]
+    return hit_rate(per_example), per_example
+
+
+def hit_rate(hits: list[torch.Tensor]) -> float:
+    """The fraction of positions hit, over all the per-example hit vectors."""
+    total = sum(len(h) for h in hits)
+    return float(sum(h.sum() for h in hits) / max(total, 1))
 
 
 def tokens_per_forward(hits: list[torch.Tensor], gamma: int) -> float:
