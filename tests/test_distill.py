@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from mtad.distill import train
+from mtad.distill.head_loss import tied_head_soft_ce
 from mtad.distill.prompts import HELD_OUT_EVERY, Prompt
 from mtad.distill.student import grow, pca_embedding
 
@@ -76,6 +77,35 @@ def test_loss_is_cross_entropy_to_the_renormalised_teacher_top_k() -> None:
     want = -(p * logq.gather(1, ex.top_ids)).sum(-1).mean()
     torch.testing.assert_close(loss, want)
     torch.testing.assert_close(hits, (logq.argmax(-1) == ex.top_ids[:, 0]).float())
+
+
+def test_fused_head_loss_gradients_equal_the_autograd_formula() -> None:
+    """The fused output-layer loss trains what the plain formula trains: same loss, same
+    gradients for the hidden states and for a weight tied to the embedding (both paths add)."""
+    torch.manual_seed(1)
+    vocab, hidden, n, k = 300, 16, 40, 8
+    tids = torch.stack([torch.randperm(vocab)[:k] for _ in range(n)])
+    p = torch.softmax(torch.randn(n, k) * 2, -1)
+    ids = torch.randint(0, vocab, (n,))
+    base = torch.randn(vocab, hidden) * 0.3
+    mix = torch.randn(hidden, hidden)
+
+    def run(fused: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        w = base.clone().requires_grad_()
+        h = torch.tanh(w[ids] @ mix)  # hidden states that depend on the tied weight too
+        h.retain_grad()
+        if fused:
+            loss, top1 = tied_head_soft_ce(h, w, tids, p)
+            assert torch.equal(top1, (h @ w.T).argmax(-1))
+        else:
+            loss = -(p * torch.log_softmax(h @ w.T, -1).gather(1, tids)).sum(-1).mean()
+        (3.0 * loss).backward()
+        return loss.detach(), h.grad, w.grad
+
+    for got, want in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="tids"):
+        tied_head_soft_ce(torch.zeros(3, 4), torch.zeros(5, 4), torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, 2))
 
 
 def test_teacher_agreement_counts_top1_hits_per_source_on_greedy_answers() -> None:
@@ -199,6 +229,19 @@ def test_teacher_sampling_draws_from_the_tempered_top_p_nucleus() -> None:
     assert edge > NUCLEUS_SEARCH
     assert int(draws[:, 0].max()) < edge and int((draws[:, 0] >= NUCLEUS_SEARCH).sum()) > 1000
     assert set(draws[:, 1].tolist()) == {7}  # nucleus {7}: p(7) = 0.73 passes top_p alone
+
+
+def test_teacher_minutes_count_batches_not_the_pauses_between_runs() -> None:
+    from mtad.distill.teacher_data import PAUSE_SECONDS, making_minutes
+
+    # one run of 4 batches 60 s apart, a day's pause, then a run of 3 batches 120 s apart:
+    # 3 gaps of 60 + 2 of 120 + (the first batch of each run) 2 typical gaps of 120
+    day1 = [0.0, 60.0, 120.0, 180.0]
+    day2 = [86400.0, 86520.0, 86640.0]
+    assert making_minutes(day1 + day2) == pytest.approx((3 * 60 + 2 * 120 + 2 * 120) / 60)
+    assert making_minutes(day2 + day1) == making_minutes(day1 + day2)  # order of the shard list
+    assert making_minutes([5.0]) == 0.0
+    assert making_minutes([0.0, PAUSE_SECONDS]) == pytest.approx(2 * PAUSE_SECONDS / 60)
 
 
 def test_held_out_split_is_stable_and_disjoint() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from mtad.distill.head_loss import tied_head_soft_ce
 
 
 @dataclass
@@ -93,11 +94,8 @@ def distill_loss(
     of the teacher's top-1 (for the log)."""
     hidden = model.model(input_ids=ids).last_hidden_state
     h = hidden.reshape(-1, hidden.shape[-1])[flat]
-    logq = torch.log_softmax(model.lm_head(h).float(), -1)
-    p = torch.softmax(tlps, -1)
-    loss = -(p * logq.gather(1, tids)).sum(-1).mean()
-    hits = (logq.argmax(-1) == tids[:, 0]).float()
-    return loss, hits
+    loss, top1 = tied_head_soft_ce(h, model.lm_head.weight, tids, torch.softmax(tlps, -1))
+    return loss, (top1 == tids[:, 0]).float()
 
 
 @torch.no_grad()
