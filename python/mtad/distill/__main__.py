@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -83,15 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--modes: none of {args.modes!r} is one of greedy, t10, t08")
     data_dir = prompts.cache_dir() / "distill" / "teacher"
 
-    t0 = time.time()
     if args.skip_teacher:
         shards = sorted(p for m in modes for p in data_dir.glob(f"{m.name}-*.pt"))
     else:
         shards = teacher_data.build(teacher_dir, all_prompts, data_dir, max_new=args.max_new, modes=modes)
-    data_minutes = round((time.time() - t0) / 60, 1)
-    if args.skip_teacher and shards:  # the answers were made earlier: their files' time span
-        stamps = [p.stat().st_mtime for p in shards]
-        data_minutes = round((max(stamps) - min(stamps)) / 60 * len(stamps) / max(len(stamps) - 1, 1), 1)
+    # the answers may have been made by earlier runs too: their files' times tell how long it took
+    data_minutes = round(teacher_data.making_minutes([p.stat().st_mtime for p in shards]), 1)
     train_set = train.load_examples(shards, False, args.context)
     held_out = train.load_examples(shards, True, args.context)
     if not train_set or not held_out:

@@ -10,6 +10,7 @@ where it stopped.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from mtad.distill.prompts import Prompt
 
 TOP_K = 32
 NUCLEUS_SEARCH = 1024
+PAUSE_SECONDS = 600  # a gap between two shards longer than this was a pause (no batch takes so long)
 
 
 @dataclass(frozen=True)
@@ -119,3 +121,15 @@ def build(
                 flush=True,
             )
     return shards
+
+
+def making_minutes(stamps: list[float]) -> float:
+    """Minutes the teacher spent making shards written at these times (their mtimes), over
+    several runs: each shard took the gap since the one before it; after a pause (a gap over
+    PAUSE_SECONDS) and for the very first shard that start is unknown, and the median gap counts."""
+    s = sorted(stamps)
+    gaps = [b - a for a, b in itertools.pairwise(s)]
+    if not gaps:
+        return 0.0
+    typical = sorted(gaps)[len(gaps) // 2]
+    return (typical + sum(g if g <= PAUSE_SECONDS else typical for g in gaps)) / 60
