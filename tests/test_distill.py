@@ -116,7 +116,8 @@ def test_teacher_agreement_counts_top1_hits_per_source_on_greedy_answers() -> No
     class Echo(torch.nn.Module):  # predicts the token it reads: logits = one-hot(input)
         def __init__(self) -> None:
             super().__init__()
-            self.lm_head = torch.nn.Identity()
+            self.lm_head = torch.nn.Linear(vocab, vocab, bias=False)
+            self.lm_head.weight.data = torch.eye(vocab)
             self.model = lambda input_ids: type("Out", (), {"last_hidden_state": torch.eye(vocab)[input_ids]})()
 
     def example(name: str, mode: str, hits: list[bool]) -> train.Example:
