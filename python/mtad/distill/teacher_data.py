@@ -11,6 +11,7 @@ where it stopped.
 from __future__ import annotations
 
 import itertools
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -131,5 +132,5 @@ def making_minutes(stamps: list[float]) -> float:
     gaps = [b - a for a, b in itertools.pairwise(s)]
     if not gaps:
         return 0.0
-    typical = sorted(gaps)[len(gaps) // 2]
+    typical = statistics.median_high(gaps)
     return (typical + sum(g if g <= PAUSE_SECONDS else typical for g in gaps)) / 60
