@@ -47,6 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per training batch (default 4096)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--negatives", type=int, default=2048,
+        help="tokens drawn per batch besides the teacher's top-k ids to estimate the softmax "
+        "normaliser in training (sampled softmax; default 2048; 0: the whole vocabulary, slower)",
+    )
     ap.add_argument("--hidden", type=int, default=256, help="student width (default 256; 4 heads of hidden/4)")
     ap.add_argument("--layers", type=int, default=2, help="student layers (default 2)")
     ap.add_argument("--intermediate", type=int, default=768, help="student MLP width (default 768)")
@@ -64,6 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.grow_layers < 0 or (args.grow_layers and args.init is None):
         ap.error("--grow-layers takes a count >= 0 and needs --init (it grows a trained draft)")
+    if args.negatives < 0:
+        ap.error(f"--negatives takes a count >= 0 (0: the whole vocabulary), got {args.negatives}")
     return args
 
 
@@ -123,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         max_tokens=args.batch_tokens,
         lr=args.lr,
         seed=args.seed,
+        negatives=args.negatives,
     )
     measured = evaluate.teacher_agreement(model, held_out, evaluate.chat_sources(all_prompts), args.batch_tokens)
     size = export.save_draft(model, teacher_dir, args.out)

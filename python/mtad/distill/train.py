@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from mtad.distill.head_loss import tied_head_soft_ce
+from mtad.distill.head_loss import sampled_head_soft_ce, tied_head_soft_ce
 
 
 @dataclass
@@ -89,12 +89,20 @@ def distill_loss(
     flat: torch.Tensor,
     tids: torch.Tensor,
     tlps: torch.Tensor,
+    negatives: int = 0,
+    gen: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Soft cross-entropy to the teacher's renormalised top-k, and the student's top-1 hits
-    of the teacher's top-1 (for the log)."""
+    of the teacher's top-1 (for the log). With `negatives` > 0 the softmax is sampled
+    (head_loss.sampled_head_soft_ce, drawing from `gen`); 0 is the full vocabulary."""
     hidden = model.model(input_ids=ids).last_hidden_state
     h = hidden.reshape(-1, hidden.shape[-1])[flat]
-    loss, top1 = tied_head_soft_ce(h, model.lm_head.weight, tids, torch.softmax(tlps, -1))
+    p = torch.softmax(tlps, -1)
+    if negatives > 0:
+        assert gen is not None, "a sampled softmax needs a generator"
+        loss, top1 = sampled_head_soft_ce(h, model.lm_head.weight, tids, p, negatives, gen)
+    else:
+        loss, top1 = tied_head_soft_ce(h, model.lm_head.weight, tids, p)
     return loss, (top1 == tids[:, 0]).float()
 
 
@@ -148,11 +156,14 @@ def train(
     max_tokens: int,
     lr: float,
     seed: int,
+    negatives: int = 0,
     log: bool = True,
 ) -> dict[str, Any]:
-    """AdamW with warm-up and cosine decay over min(epochs, what fits in `minutes`)."""
+    """AdamW with warm-up and cosine decay over min(epochs, what fits in `minutes`); the loss's
+    softmax sampled with `negatives` drawn tokens per batch when > 0 (evaluation: full)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     per_epoch = len(batches(train_set, max_tokens, rng))
     total = epochs * per_epoch
@@ -169,7 +180,7 @@ def train(
             scale = (step + 1) / warmup if step < warmup else 0.1 + 0.45 * (1 + math.cos(math.pi * frac))
             for g in opt.param_groups:
                 g["lr"] = lr * scale
-            loss, hits = distill_loss(model, *collate(batch))
+            loss, hits = distill_loss(model, *collate(batch), negatives, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
