@@ -9,8 +9,8 @@ of the logits (inside logsumexp) instead of several kept for autograd. Forward a
 a training step: 1.31x faster on this 2-core CPU (8 real batches, both ways in one run). Same
 loss and gradients as the autograd formula (tests/test_distill.py).
 
-`sampled_head_soft_ce` is the same loss with the softmax's normaliser estimated from a fifth of
-the vocabulary (sampled softmax), for training several times faster per token.
+`sampled_head_soft_ce` is the same loss with the softmax's normaliser estimated from about a
+quarter of the vocabulary (sampled softmax): training steps 2.2x faster here (real runs).
 """
 
 from __future__ import annotations
