@@ -411,3 +411,13 @@ def test_distill_command_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) 
         with pytest.raises(SystemExit):
             parse_args(["--out", "x", *argv])
         assert named in capsys.readouterr().err
+
+
+def test_evaluate_command_rejects_bad_gammas(capsys: pytest.CaptureFixture[str]) -> None:
+    """Draft lengths that SpS cannot run stop at the command line, named, before any model loads."""
+    from mtad.distill.evaluate import main
+
+    for bad in ("0,4", "4,x", "4,4", ""):
+        with pytest.raises(SystemExit):
+            main(["some-draft", "--gammas", bad])
+        assert "--gammas" in capsys.readouterr().err

@@ -1,11 +1,13 @@
 """Measuring a draft: top-1 agreement with the teacher along its held-out greedy answers (all,
-chat prompts, each source), and with the engine greedy speculative decoding at gamma = 4 on
-held-out prompts (tokens per target forward, output equal to greedy AR) and the cost of one
-draft decode step relative to one target step on this CPU."""
+chat prompts, each source), and with the engine greedy speculative decoding at gamma = 4 (and
+other draft lengths) on held-out prompts (tokens per target forward, output equal to greedy AR,
+speed over greedy AR) and the cost of one draft decode step relative to one target step on
+this CPU."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,40 +48,46 @@ def speculative(
     draft_dir: Path,
     prompts: list[list[int]],
     new_tokens: int = 128,
-    gamma: int = 4,
+    gammas: Sequence[int] = (4,),
     eos: int | None = None,
 ) -> dict[str, Any]:
     """Greedy SpS with the engine against greedy AR on the same prompts (each answer ends at
-    EOS or after new_tokens)."""
+    EOS or after new_tokens), at each draft length in gammas: the first's figures at the top
+    level, the others' under "other_gammas". Each prompt runs AR and then every gamma in turn,
+    so that a slow spell of a shared machine falls on all of them alike."""
     import mtad_ext
 
     target = mtad_ext.load_model(str(target_dir))
     draft = mtad_ext.load_model(str(draft_dir), dtype="float16")
-    cap = max(len(p) for p in prompts) + new_tokens + gamma + 8
-    tokens = forwards = accepted = drafted = 0
-    t_sps = t_ar = 0.0
-    same = 0
+    cap = max(len(p) for p in prompts) + new_tokens + max(gammas) + 8
+    tokens = dict.fromkeys(gammas, 0)
+    forwards = dict.fromkeys(gammas, 0)
+    same = dict.fromkeys(gammas, 0)
+    seconds = dict.fromkeys(gammas, 0.0)
+    t_ar = 0.0
     for p in prompts:
         ar, dt_ar = _decode(mtad_ext.Decoder(target, None, method="ar", capacity=cap, **GREEDY), p, new_tokens, eos)
-        dec = mtad_ext.Decoder(target, draft, method="sps", gamma=gamma, capacity=cap, **GREEDY)
-        sps, dt_sps = _decode(dec, p, new_tokens, eos)
-        st = dec.total_stats
-        tokens += len(sps)
-        forwards += int(st["target_forwards"])
-        accepted += int(st["accepted"])
-        drafted += int(st.get("drafted", 0))
-        same += sps == ar
         t_ar += dt_ar
-        t_sps += dt_sps
-    return {
-        "prompts": len(prompts),
-        "new_tokens": new_tokens,
-        "gamma": gamma,
-        "tokens_per_target_forward": round(tokens / max(forwards, 1), 3),
-        "outputs_equal_to_greedy_ar": f"{same}/{len(prompts)}",
-        "sps_over_ar_speed": round(t_ar / t_sps, 3),
-        "draft_step_cost_over_target": round(step_cost_ratio(target, draft, prompts[0]), 3),
-    }
+        for g in gammas:
+            dec = mtad_ext.Decoder(target, draft, method="sps", gamma=g, capacity=cap, **GREEDY)
+            sps, dt_sps = _decode(dec, p, new_tokens, eos)
+            tokens[g] += len(sps)
+            forwards[g] += int(dec.total_stats["target_forwards"])
+            same[g] += sps == ar
+            seconds[g] += dt_sps
+
+    def figures(g: int) -> dict[str, Any]:
+        return {
+            "tokens_per_target_forward": round(tokens[g] / max(forwards[g], 1), 3),
+            "outputs_equal_to_greedy_ar": f"{same[g]}/{len(prompts)}",
+            "sps_over_ar_speed": round(t_ar / seconds[g], 3),
+        }
+
+    out: dict[str, Any] = {"prompts": len(prompts), "new_tokens": new_tokens, "gamma": gammas[0], **figures(gammas[0])}
+    if len(gammas) > 1:
+        out["other_gammas"] = {str(g): figures(g) for g in gammas[1:]}
+    out["draft_step_cost_over_target"] = round(step_cost_ratio(target, draft, prompts[0]), 3)
+    return out
 
 
 def teacher_agreement(model: Any, held_out: list[Any], chat_sources: set[str], max_tokens: int) -> dict[str, Any]:
@@ -134,8 +142,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts", type=int, default=24, help="held-out chat prompts (default 24)")
     ap.add_argument("--self-prompts", type=int, default=2000, help="as given to python -m mtad.distill")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--gammas",
+        default="4,1,2,3",
+        help="draft lengths to run greedy SpS at, comma-separated; the first is reported at the top "
+        "(default 4,1,2,3: the issue's gamma first, then the rest, to see which is fastest here)",
+    )
     ap.add_argument("--context", type=int, default=192, help="as given to python -m mtad.distill")
     args = ap.parse_args(argv)
+    try:
+        gammas = [int(g) for g in args.gammas.split(",")]
+    except ValueError:
+        ap.error(f"--gammas must be comma-separated integers, got {args.gammas!r}")
+    if not gammas or min(gammas) < 1 or len(set(gammas)) != len(gammas):
+        ap.error(f"--gammas must be distinct integers >= 1, got {args.gammas!r}")
     teacher_dir = args.teacher or fetch_default()
     tok = AutoTokenizer.from_pretrained(teacher_dir)
     import torch
@@ -152,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("no cached teacher answers: agreement not measured (python -m mtad.distill makes them)")
     ids = held_out_chat(tok, items, args.prompts)
-    print(json.dumps(speculative(teacher_dir, args.draft, ids, eos=tok.eos_token_id), indent=1))
+    print(json.dumps(speculative(teacher_dir, args.draft, ids, gammas=gammas, eos=tok.eos_token_id), indent=1))
     return 0
 
 
