@@ -220,6 +220,28 @@ def test_grown_draft_computes_what_it_grew_from_and_trains_its_new_layers() -> N
     assert big.lm_head.weight.data_ptr() == big.model.embed_tokens.weight.data_ptr()
 
 
+def test_training_keeps_the_weights_of_its_best_held_out_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a later epoch scores worse held out, the model ends with the best epoch's weights."""
+    model = _tiny_llama(1)
+    g = torch.Generator().manual_seed(1)
+    examples = [
+        train.Example(torch.randint(0, 64, (12,), generator=g), 3, torch.randint(0, 64, (8, 4), generator=g),
+                      torch.randn(8, 4, generator=g), "s/0", "greedy")
+        for _ in range(6)
+    ]
+    scores, seen = iter([0.5, 0.9, 0.6]), []
+
+    def scripted(m: object, held: object, max_tokens: int) -> tuple[float, list[torch.Tensor]]:
+        seen.append({k: v.clone() for k, v in m.state_dict().items()})
+        return next(scores), [torch.ones(3)]
+
+    monkeypatch.setattr(train, "agreement", scripted)
+    out = train.train(model, examples, examples, epochs=3, minutes=10, max_tokens=40, lr=1e-2, seed=0, log=False)
+    assert len(seen) == 3 and out["kept_step"] == out["history"][1]["step"] < out["steps"]
+    assert not torch.equal(seen[1]["model.norm.weight"], seen[2]["model.norm.weight"])  # training moved on
+    assert all(torch.equal(v, seen[1][k]) for k, v in model.state_dict().items())
+
+
 def test_saved_draft_keeps_the_teacher_tokenizer_in_fewer_bytes(tiny_dirs: dict[str, Path], tmp_path: Path) -> None:
     from mtad.distill.export import save_draft
     from mtad.tokenizer import Tokenizer
@@ -403,11 +425,39 @@ def test_round_robin_mixes_sources_and_keeps_every_prompt() -> None:
     assert [p.name for p in out] == ["a/0", "b/0", "c/0", "a/1", "c/1", "a/2"]
 
 
+def test_a_second_set_of_requests_never_repeats_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests of the second set that the first set has are dropped (a held-out text is never
+    trained on), names stay unique, and each set's answers are cached in a folder of its own."""
+    from mtad.distill import prompt_sets, prompts
+
+    monkeypatch.setenv("MTAD_CACHE", str(tmp_path))
+    monkeypatch.setattr(prompts, "all_prompts", lambda limit: [])
+    first = [f"request {i}" for i in range(10)]
+    second = ["request 0", "new a", "request 8", *(f"new {i}" for i in range(12))]
+    for n, seed, texts in ((10, 3, first), (15, 4, second)):
+        (tmp_path / "distill").mkdir(exist_ok=True)
+        (tmp_path / "distill" / f"self-prompts-{n}-{seed}.json").write_text(json.dumps(texts))
+    sets = prompt_sets.prompt_sets(tmp_path / "no-model", 0, 10, 15, 3, log=False)
+    assert [p.text for p in sets[0].prompts] == first
+    assert [p.text for p in sets[1].prompts] == second[1:2] + second[3:]
+    names = [p.name for s in sets for p in s.prompts]
+    assert len(set(names)) == len(names)
+    assert [p.held_out for p in sets[1].prompts] == [i % HELD_OUT_EVERY == 0 for i in range(13)]
+    assert sets[0].shard_dir == tmp_path / "distill" / "teacher" != sets[1].shard_dir
+    assert sets[1].shard_dir.parent == sets[0].shard_dir
+    assert len(prompt_sets.prompt_sets(tmp_path / "no-model", 0, 10, 0, 3, log=False)) == 1
+
+
 def test_distill_command_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
     """Bad counts stop at the command line with the option named, before any teacher work."""
     from mtad.distill.__main__ import parse_args
 
-    for argv, named in ((["--negatives", "-1"], "--negatives"), (["--grow-layers", "2"], "--grow-layers")):
+    for argv, named in (
+        (["--negatives", "-1"], "--negatives"),
+        (["--grow-layers", "2"], "--grow-layers"),
+        (["--more-self-prompts", "-1"], "--more-self-prompts"),
+        (["--skip-teacher", "--teacher-only"], "--teacher-only"),
+    ):
         with pytest.raises(SystemExit):
             parse_args(["--out", "x", *argv])
         assert named in capsys.readouterr().err

@@ -5,7 +5,8 @@
 Steps (each resumable; the teacher's answers are cached under ~/.cache/mtad/distill):
   1. prompts: MT-Bench (both turns), HumanEval (raw and as a chat request), documented
      standard-library functions (completion and "explain") and user requests the teacher
-     writes itself (self_prompts.py), every 8th item of each source held out;
+     writes itself (self_prompts.py), every 8th item of each source held out; with
+     --more-self-prompts a second set of such requests (prompt_sets.py);
   2. the teacher answers every prompt, greedily and sampled, keeping its top-32 next-token
      log-probabilities at each generated position (the engine, many sequences per forward);
   3. the student (a small Llama with the teacher's vocabulary, embedding started from the
@@ -25,7 +26,7 @@ import sys
 from pathlib import Path
 
 import torch
-from mtad.distill import evaluate, export, prompts, self_prompts, student, teacher_data, train
+from mtad.distill import evaluate, export, prompt_sets, prompts, student, teacher_data, train
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,6 +43,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--stdlib-prompts", type=int, default=300, help="standard-library functions used (default 300)")
     ap.add_argument("--self-prompts", type=int, default=2000,
                     help="user requests the teacher writes itself, tries (default 2000; 0: none)")
+    ap.add_argument("--more-self-prompts", type=int, default=0,
+                    help="tries for a second set of requests (seed + 1), answered into a cache folder "
+                    "of its own so that the first set's answers stay valid; requests the first set "
+                    "has are dropped (default 0: none)")
     ap.add_argument("--max-new", type=int, default=192, help="teacher tokens per answer (default 192)")
     ap.add_argument("--context", type=int, default=192, help="prompt tokens kept as context in training (default 192)")
     ap.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per training batch (default 4096)")
@@ -66,9 +71,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--skip-teacher", action="store_true", help="train on the teacher answers already cached, generate none"
     )
+    ap.add_argument(
+        "--teacher-only", action="store_true",
+        help="make the teacher's answers and stop (a later run trains on them with --skip-teacher)",
+    )
     args = ap.parse_args(argv)
     if args.grow_layers < 0 or (args.grow_layers and args.init is None):
         ap.error("--grow-layers takes a count >= 0 and needs --init (it grows a trained draft)")
+    if args.skip_teacher and args.teacher_only:
+        ap.error("--skip-teacher and --teacher-only exclude each other")
+    if min(args.self_prompts, args.more_self_prompts) < 0:
+        ap.error("--self-prompts and --more-self-prompts take counts >= 0")
     if args.negatives < 0:
         ap.error(f"--negatives takes a count >= 0 (0: the whole vocabulary), got {args.negatives}")
     return args
@@ -81,18 +94,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     teacher_dir = args.teacher or fetch_default()
     torch.manual_seed(args.seed)
-    all_prompts = prompts.all_prompts(args.stdlib_prompts) + self_prompts.self_prompts(
-        teacher_dir, args.self_prompts, args.seed
-    )
     modes = tuple(m for m in teacher_data.MODES if m.name in args.modes.split(","))
     if not modes:
         raise SystemExit(f"--modes: none of {args.modes!r} is one of greedy, t10, t08")
-    data_dir = prompts.cache_dir() / "distill" / "teacher"
+    sets = prompt_sets.prompt_sets(
+        teacher_dir, args.stdlib_prompts, args.self_prompts, args.more_self_prompts, args.seed
+    )
+    all_prompts = [p for s in sets for p in s.prompts]
+    data_dir = prompt_sets.teacher_dir_root()
 
     if args.skip_teacher:
-        shards = sorted(p for m in modes for p in data_dir.glob(f"{m.name}-*.pt"))
+        shards = prompt_sets.shards_of(sets, [m.name for m in modes])
     else:
-        shards = teacher_data.build(teacher_dir, all_prompts, data_dir, max_new=args.max_new, modes=modes)
+        shards = [
+            shard
+            for s in sets
+            for shard in teacher_data.build(teacher_dir, s.prompts, s.shard_dir, max_new=args.max_new, modes=modes)
+        ]
+        if args.teacher_only:
+            print(f"[teacher] {len(shards)} answer shards under {data_dir}", file=sys.stderr)
+            return 0
     # the answers may have been made by earlier runs too: their files' times tell how long it took
     data_minutes = round(teacher_data.making_minutes([p.stat().st_mtime for p in shards]), 1)
     train_set = train.load_examples(shards, False, args.context)

@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher", type=Path, default=None, help="target folder (default: SmolLM2-135M-Instruct)")
     ap.add_argument("--prompts", type=int, default=24, help="held-out chat prompts (default 24)")
     ap.add_argument("--self-prompts", type=int, default=2000, help="as given to python -m mtad.distill")
+    ap.add_argument("--more-self-prompts", type=int, default=0, help="as given to python -m mtad.distill")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--gammas",
@@ -159,11 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     teacher_dir = args.teacher or fetch_default()
     tok = AutoTokenizer.from_pretrained(teacher_dir)
     import torch
-    from mtad.distill import prompts, self_prompts, train
+    from mtad.distill import prompt_sets, train
     from transformers import AutoModelForCausalLM
 
-    items = prompts.all_prompts() + self_prompts.self_prompts(teacher_dir, args.self_prompts, args.seed)
-    shards = sorted((prompts.cache_dir() / "distill" / "teacher").glob("greedy-*.pt"))
+    sets = prompt_sets.prompt_sets(teacher_dir, 300, args.self_prompts, args.more_self_prompts, args.seed)
+    items = [p for s in sets for p in s.prompts]
+    shards = prompt_sets.shards_of(sets, ["greedy"])
     if shards:  # the teacher's answers cached by an earlier python -m mtad.distill
         model = AutoModelForCausalLM.from_pretrained(args.draft, dtype=torch.float32)
         held_out = train.load_examples(shards, True, args.context)

@@ -59,16 +59,25 @@ def _texts(model_dir: Path, n: int, seed: int, log: bool) -> list[str]:
     return out
 
 
-def self_prompts(model_dir: Path, n: int, seed: int = 0, log: bool = True) -> list[Prompt]:
+def texts(model_dir: Path, n: int, seed: int = 0, log: bool = True) -> list[str]:
     """Up to n requests (tries that the target ended itself, deduplicated), cached by (n, seed)."""
     if n <= 0:
         return []
     path = cache_dir() / "distill" / f"self-prompts-{n}-{seed}.json"
     if path.is_file():
-        texts = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        texts = _texts(model_dir, n, seed, log)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.with_suffix(".tmp").write_text(json.dumps(texts, indent=0), encoding="utf-8")
-        path.with_suffix(".tmp").rename(path)
-    return [Prompt(f"self/{i}", t, True, i % HELD_OUT_EVERY == 0) for i, t in enumerate(texts)]
+        return json.loads(path.read_text(encoding="utf-8"))
+    out = _texts(model_dir, n, seed, log)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".tmp").write_text(json.dumps(out, indent=0), encoding="utf-8")
+    path.with_suffix(".tmp").rename(path)
+    return out
+
+
+def as_prompts(requests: list[str], prefix: str = "self/") -> list[Prompt]:
+    """Chat prompts named prefix + index, every HELD_OUT_EVERY-th held out."""
+    return [Prompt(f"{prefix}{i}", t, True, i % HELD_OUT_EVERY == 0) for i, t in enumerate(requests)]
+
+
+def self_prompts(model_dir: Path, n: int, seed: int = 0, log: bool = True) -> list[Prompt]:
+    """The requests of texts(model_dir, n, seed) as chat prompts named self/<index>."""
+    return as_prompts(texts(model_dir, n, seed, log))

@@ -160,7 +160,9 @@ def train(
     log: bool = True,
 ) -> dict[str, Any]:
     """AdamW with warm-up and cosine decay over min(epochs, what fits in `minutes`); the loss's
-    softmax sampled with `negatives` drawn tokens per batch when > 0 (evaluation: full)."""
+    softmax sampled with `negatives` drawn tokens per batch when > 0 (evaluation: full).
+    Held-out agreement is measured after every epoch and at the end; the model is left with
+    the weights that scored best (the record says which step that was)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -170,7 +172,8 @@ def train(
     warmup = min(100, total // 10 + 1)
     t0 = time.time()
     step = 0
-    history = []
+    history: list[dict[str, Any]] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # agreement, step, weights
     model.train()
     while step < total:
         for batch in batches(train_set, max_tokens, rng):
@@ -208,4 +211,12 @@ def train(
                 )
                 if log:
                     print(f"[eval] {history[-1]}", file=sys.stderr, flush=True)
-    return {"steps": step, "minutes": round((time.time() - t0) / 60, 1), "history": history}
+                if best is None or agree > best[0]:
+                    best = (agree, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    kept = step
+    if best is not None and best[1] != step:
+        model.load_state_dict(best[2])
+        kept = best[1]
+        if log:
+            print(f"[train] kept the weights of step {kept} (best held-out agreement)", file=sys.stderr)
+    return {"steps": step, "kept_step": kept, "minutes": round((time.time() - t0) / 60, 1), "history": history}
