@@ -61,7 +61,12 @@ def write_provenance(out: Path, record: dict[str, Any]) -> None:
         f"{record['data']['held_out_prompts']} held-out prompts (every {record['data']['held_out_every']}th item "
         "of each source) never trained on",
         f"- teacher data: {record['data']['minutes']} min; training: {record['training']['minutes']} min, "
-        f"{record['training']['steps']} steps",
+        f"{record['training']['steps']} steps"
+        + (
+            f" (the weights of step {record['training']['kept_step']} kept: best held out)"
+            if record["training"].get("kept_step", record["training"]["steps"]) != record["training"]["steps"]
+            else ""
+        ),
     ]
     prev = record.get("continued_from")
     if prev:
