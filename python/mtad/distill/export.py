@@ -47,6 +47,8 @@ def write_provenance(out: Path, record: dict[str, Any]) -> None:
     """provenance.json (machine-readable) and PROVENANCE.md (for people) next to the weights."""
     (out / "provenance.json").write_text(json.dumps(record, indent=2) + "\n")
     ev = record.get("evaluation", {})
+    steps = record["training"]["steps"]
+    kept = record["training"].get("kept_step", steps)  # records before kept_step existed: the last
     lines = [
         f"# {out.name}: a draft distilled from {record['teacher']}",
         "",
@@ -61,12 +63,7 @@ def write_provenance(out: Path, record: dict[str, Any]) -> None:
         f"{record['data']['held_out_prompts']} held-out prompts (every {record['data']['held_out_every']}th item "
         "of each source) never trained on",
         f"- teacher data: {record['data']['minutes']} min; training: {record['training']['minutes']} min, "
-        f"{record['training']['steps']} steps"
-        + (
-            f" (the weights of step {record['training']['kept_step']} kept: best held out)"
-            if record["training"].get("kept_step", record["training"]["steps"]) != record["training"]["steps"]
-            else ""
-        ),
+        f"{steps} steps" + (f" (the weights of step {kept} kept: best held out)" if kept != steps else ""),
     ]
     prev = record.get("continued_from")
     if prev:

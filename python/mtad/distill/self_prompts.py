@@ -76,8 +76,3 @@ def texts(model_dir: Path, n: int, seed: int = 0, log: bool = True) -> list[str]
 def as_prompts(requests: list[str], prefix: str = "self/") -> list[Prompt]:
     """Chat prompts named prefix + index, every HELD_OUT_EVERY-th held out."""
     return [Prompt(f"{prefix}{i}", t, True, i % HELD_OUT_EVERY == 0) for i, t in enumerate(requests)]
-
-
-def self_prompts(model_dir: Path, n: int, seed: int = 0, log: bool = True) -> list[Prompt]:
-    """The requests of texts(model_dir, n, seed) as chat prompts named self/<index>."""
-    return as_prompts(texts(model_dir, n, seed, log))
