@@ -425,8 +425,8 @@ def test_round_robin_mixes_sources_and_keeps_every_prompt() -> None:
     assert [p.name for p in out] == ["a/0", "b/0", "c/0", "a/1", "c/1", "a/2"]
 
 
-def test_a_second_set_of_requests_never_repeats_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Requests of the second set that the first set has are dropped (a held-out text is never
+def test_further_sets_of_requests_never_repeat_an_earlier_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests a further set shares with any earlier set are dropped (a held-out text is never
     trained on), names stay unique, and each set's answers are cached in a folder of its own."""
     from mtad.distill import prompt_sets, prompts
 
@@ -434,18 +434,32 @@ def test_a_second_set_of_requests_never_repeats_the_first(tmp_path: Path, monkey
     monkeypatch.setattr(prompts, "all_prompts", lambda limit: [])
     first = [f"request {i}" for i in range(10)]
     second = ["request 0", "new a", "request 8", *(f"new {i}" for i in range(12))]
-    for n, seed, texts in ((10, 3, first), (15, 4, second)):
+    third = ["new a", "request 3", "third 0", "new 5", "third 1"]
+    for n, seed, texts in ((10, 3, first), (15, 4, second), (5, 5, third)):
         (tmp_path / "distill").mkdir(exist_ok=True)
         (tmp_path / "distill" / f"self-prompts-{n}-{seed}.json").write_text(json.dumps(texts))
-    sets = prompt_sets.prompt_sets(tmp_path / "no-model", 0, 10, 15, 3, log=False)
+    sets = prompt_sets.prompt_sets(tmp_path / "no-model", 0, 10, [15, 5], 3, log=False)
     assert [p.text for p in sets[0].prompts] == first
     assert [p.text for p in sets[1].prompts] == second[1:2] + second[3:]
+    assert [p.text for p in sets[2].prompts] == ["third 0", "third 1"]
     names = [p.name for s in sets for p in s.prompts]
     assert len(set(names)) == len(names)
     assert [p.held_out for p in sets[1].prompts] == [i % HELD_OUT_EVERY == 0 for i in range(13)]
-    assert sets[0].shard_dir == tmp_path / "distill" / "teacher" != sets[1].shard_dir
-    assert sets[1].shard_dir.parent == sets[0].shard_dir
-    assert len(prompt_sets.prompt_sets(tmp_path / "no-model", 0, 10, 0, 3, log=False)) == 1
+    assert sets[0].shard_dir == tmp_path / "distill" / "teacher"
+    assert [s.shard_dir.name for s in sets[1:]] == ["self-15-4", "self-5-5"]
+    assert all(s.shard_dir.parent == sets[0].shard_dir for s in sets[1:])
+    # a single further set is the same set whether or not more follow it
+    two = prompt_sets.prompt_sets(tmp_path / "no-model", 0, 10, [15], 3, log=False)
+    assert two[1] == sets[1]
+    assert len(prompt_sets.prompt_sets(tmp_path / "no-model", 0, 10, [], 3, log=False)) == 1
+
+
+def test_further_set_counts_parse() -> None:
+    from mtad.distill.prompt_sets import tries_list
+
+    assert tries_list("6000") == [6000]
+    assert tries_list("6000,4000") == [6000, 4000]
+    assert tries_list("0") == []
 
 
 def test_distill_command_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -456,6 +470,9 @@ def test_distill_command_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) 
         (["--negatives", "-1"], "--negatives"),
         (["--grow-layers", "2"], "--grow-layers"),
         (["--more-self-prompts", "-1"], "--more-self-prompts"),
+        (["--more-self-prompts", "6000,0"], "--more-self-prompts"),
+        (["--more-self-prompts", "6000,x"], "--more-self-prompts"),
+        (["--self-prompts", "-1"], "--self-prompts"),
         (["--skip-teacher", "--teacher-only"], "--teacher-only"),
     ):
         with pytest.raises(SystemExit):

@@ -6,7 +6,7 @@ Steps (each resumable; the teacher's answers are cached under ~/.cache/mtad/dist
   1. prompts: MT-Bench (both turns), HumanEval (raw and as a chat request), documented
      standard-library functions (completion and "explain") and user requests the teacher
      writes itself (self_prompts.py), every 8th item of each source held out; with
-     --more-self-prompts a second set of such requests (prompt_sets.py);
+     --more-self-prompts further sets of such requests (prompt_sets.py);
   2. the teacher answers every prompt, greedily and sampled, keeping its top-32 next-token
      log-probabilities at each generated position (the engine, many sequences per forward);
   3. the student (a small Llama with the teacher's vocabulary, embedding started from the
@@ -43,10 +43,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--stdlib-prompts", type=int, default=300, help="standard-library functions used (default 300)")
     ap.add_argument("--self-prompts", type=int, default=2000,
                     help="user requests the teacher writes itself, tries (default 2000; 0: none)")
-    ap.add_argument("--more-self-prompts", type=int, default=0,
-                    help="tries for a second set of requests (seed + 1), answered into a cache folder "
-                    "of its own so that the first set's answers stay valid; requests the first set "
-                    "has are dropped (default 0: none)")
+    ap.add_argument("--more-self-prompts", type=prompt_sets.tries_list, default=[],
+                    help="tries for further sets of requests, comma-separated, one set each (seed + 1, "
+                    "seed + 2, ...), each answered into a cache folder of its own so that earlier sets' "
+                    "answers stay valid; requests an earlier set has are dropped (default 0: none)")
     ap.add_argument("--max-new", type=int, default=192, help="teacher tokens per answer (default 192)")
     ap.add_argument("--context", type=int, default=192, help="prompt tokens kept as context in training (default 192)")
     ap.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per training batch (default 4096)")
@@ -80,8 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--grow-layers takes a count >= 0 and needs --init (it grows a trained draft)")
     if args.skip_teacher and args.teacher_only:
         ap.error("--skip-teacher and --teacher-only exclude each other")
-    if min(args.self_prompts, args.more_self_prompts) < 0:
-        ap.error("--self-prompts and --more-self-prompts take counts >= 0")
+    if args.self_prompts < 0:
+        ap.error("--self-prompts takes a count >= 0")
     if args.negatives < 0:
         ap.error(f"--negatives takes a count >= 0 (0: the whole vocabulary), got {args.negatives}")
     return args

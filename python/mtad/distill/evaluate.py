@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
+    from mtad.distill import prompt_sets
     from mtad.fetch import fetch_default
     from transformers import AutoTokenizer
 
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher", type=Path, default=None, help="target folder (default: SmolLM2-135M-Instruct)")
     ap.add_argument("--prompts", type=int, default=24, help="held-out chat prompts (default 24)")
     ap.add_argument("--self-prompts", type=int, default=2000, help="as given to python -m mtad.distill")
-    ap.add_argument("--more-self-prompts", type=int, default=0, help="as given to python -m mtad.distill")
+    ap.add_argument("--more-self-prompts", type=prompt_sets.tries_list, default=[],
+                    help="as given to python -m mtad.distill")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--gammas",
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     teacher_dir = args.teacher or fetch_default()
     tok = AutoTokenizer.from_pretrained(teacher_dir)
     import torch
-    from mtad.distill import prompt_sets, train
+    from mtad.distill import train
     from transformers import AutoModelForCausalLM
 
     sets = prompt_sets.prompt_sets(teacher_dir, 300, args.self_prompts, args.more_self_prompts, args.seed)

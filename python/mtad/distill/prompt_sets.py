@@ -10,6 +10,8 @@ trained on.
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,18 +30,33 @@ def teacher_dir_root() -> Path:
 
 
 def prompt_sets(
-    model_dir: Path, stdlib_limit: int, self_tries: int, more_self_tries: int, seed: int, log: bool = True
+    model_dir: Path, stdlib_limit: int, self_tries: int, more_self_tries: Sequence[int], seed: int, log: bool = True
 ) -> list[PromptSet]:
-    """The first set, then (more_self_tries > 0) a second set of requests written with seed + 1."""
+    """The first set, then one set of requests per entry of more_self_tries (that many tries,
+    written with seed + 1, seed + 2, ...), each without the requests of the sets before it."""
     root = teacher_dir_root()
     first = self_prompts.texts(model_dir, self_tries, seed, log)
     sets = [PromptSet(prompts.all_prompts(stdlib_limit) + self_prompts.as_prompts(first), root)]
-    if more_self_tries > 0:
-        seen = set(first)
-        more = [t for t in self_prompts.texts(model_dir, more_self_tries, seed + 1, log) if t not in seen]
-        tag = f"self-{more_self_tries}-{seed + 1}"
-        sets.append(PromptSet(self_prompts.as_prompts(more, f"self/{seed + 1}."), root / tag))
+    seen = set(first)
+    for i, tries in enumerate(more_self_tries, start=1):
+        more = [t for t in self_prompts.texts(model_dir, tries, seed + i, log) if t not in seen]
+        seen.update(more)
+        tag = f"self-{tries}-{seed + i}"
+        sets.append(PromptSet(self_prompts.as_prompts(more, f"self/{seed + i}."), root / tag))
     return sets
+
+
+def tries_list(text: str) -> list[int]:
+    """An argparse type: comma-separated counts of tries, one further set each ("0": none)."""
+    try:
+        counts = [int(c) for c in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated counts expected, got {text!r}") from None
+    if counts == [0]:
+        return []
+    if min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"every set needs a count >= 1 (or 0 alone: no further set), got {text!r}")
+    return counts
 
 
 def shards_of(sets: list[PromptSet], modes: list[str]) -> list[Path]:
