@@ -171,8 +171,9 @@ def test_teacher_agreement_counts_top1_hits_per_source_on_greedy_answers() -> No
         example("plain/0", "greedy", [False, False, False, True]),
         example("plain/8", "t10", [True] * 8),  # sampled answers are not measured
     ]
-    got = teacher_agreement(Echo(), held_out, {"chat-a"}, 64)
+    got = teacher_agreement(Echo(), held_out, {"chat-a"}, 64, {"one": {"chat-a/0", "plain/0"}, "two": {"chat-a/8"}})
     assert got["agreement"] == round(7 / 12, 3)
+    assert got["by_set"] == {"one": {"answers": 2, "agreement": 0.375}, "two": {"answers": 1, "agreement": 1.0}}
     assert got["chat"]["agreement"] == 0.75
     assert got["by_source"] == {"chat-a": 0.75, "plain": 0.25}
     # chat blocks at gamma 4: [2 hits + the target's token] [1 left] | [4 hits, the answer ends]
@@ -448,6 +449,9 @@ def test_further_sets_of_requests_never_repeat_an_earlier_one(tmp_path: Path, mo
     assert sets[0].shard_dir == tmp_path / "distill" / "teacher"
     assert [s.shard_dir.name for s in sets[1:]] == ["self-15-4", "self-5-5"]
     assert all(s.shard_dir.parent == sets[0].shard_dir for s in sets[1:])
+    by_set = prompt_sets.names_by_set(sets)
+    assert list(by_set) == ["first", "self-15-4", "self-5-5"]
+    assert by_set["self-5-5"] == {p.name for p in sets[2].prompts}
     # a single further set is the same set whether or not more follow it
     two = prompt_sets.prompt_sets(tmp_path / "no-model", 0, 10, [15], 3, log=False)
     assert two[1] == sets[1]
@@ -473,11 +477,35 @@ def test_distill_command_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) 
         (["--more-self-prompts", "6000,0"], "--more-self-prompts"),
         (["--more-self-prompts", "6000,x"], "--more-self-prompts"),
         (["--self-prompts", "-1"], "--self-prompts"),
+        (["--stdlib-prompts", "x"], "--stdlib-prompts"),
+        (["--context", "0"], "--context"),
         (["--skip-teacher", "--teacher-only"], "--teacher-only"),
     ):
         with pytest.raises(SystemExit):
             parse_args(["--out", "x", *argv])
         assert named in capsys.readouterr().err
+
+
+def test_evaluate_command_reads_the_sets_distill_was_given(capsys: pytest.CaptureFixture[str]) -> None:
+    """Both commands take the prompt-set options from one place: the same line means the same
+    sets (and so the same held-out answers), and the same bad counts are refused by both."""
+    import argparse
+
+    from mtad.distill import prompt_sets
+    from mtad.distill.__main__ import parse_args
+    from mtad.distill.evaluate import main
+
+    line = ["--stdlib-prompts", "40", "--self-prompts", "12", "--more-self-prompts", "5,7", "--seed", "3"]
+    ap = argparse.ArgumentParser()
+    prompt_sets.add_options(ap)
+    ev, di = ap.parse_args(line), parse_args(["--out", "x", *line])
+    for k in ("stdlib_prompts", "self_prompts", "more_self_prompts", "seed", "context"):
+        assert getattr(ev, k) == getattr(di, k)
+    assert di.more_self_prompts == [5, 7] and di.stdlib_prompts == 40
+    for bad in (["--self-prompts", "-1"], ["--context", "0"]):
+        with pytest.raises(SystemExit):
+            main(["some-draft", *bad])
+        assert bad[0] in capsys.readouterr().err
 
 
 def test_evaluate_command_rejects_bad_gammas(capsys: pytest.CaptureFixture[str]) -> None:

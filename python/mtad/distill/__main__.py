@@ -40,18 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--modes", default="greedy,t10", help="teacher answer modes, from greedy,t10,t08 (default greedy,t10)"
     )
-    ap.add_argument("--stdlib-prompts", type=int, default=300, help="standard-library functions used (default 300)")
-    ap.add_argument("--self-prompts", type=int, default=2000,
-                    help="user requests the teacher writes itself, tries (default 2000; 0: none)")
-    ap.add_argument("--more-self-prompts", type=prompt_sets.tries_list, default=[],
-                    help="tries for further sets of requests, comma-separated, one set each (seed + 1, "
-                    "seed + 2, ...), each answered into a cache folder of its own so that earlier sets' "
-                    "answers stay valid; requests an earlier set has are dropped (default 0: none)")
+    prompt_sets.add_options(ap)
     ap.add_argument("--max-new", type=int, default=192, help="teacher tokens per answer (default 192)")
-    ap.add_argument("--context", type=int, default=192, help="prompt tokens kept as context in training (default 192)")
     ap.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per training batch (default 4096)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--negatives", type=int, default=2048,
         help="tokens drawn per batch besides the teacher's top-k ids to estimate the softmax "
@@ -80,8 +72,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--grow-layers takes a count >= 0 and needs --init (it grows a trained draft)")
     if args.skip_teacher and args.teacher_only:
         ap.error("--skip-teacher and --teacher-only exclude each other")
-    if args.self_prompts < 0:
-        ap.error("--self-prompts takes a count >= 0")
     if args.negatives < 0:
         ap.error(f"--negatives takes a count >= 0 (0: the whole vocabulary), got {args.negatives}")
     return args
@@ -97,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = tuple(m for m in teacher_data.MODES if m.name in args.modes.split(","))
     if not modes:
         raise SystemExit(f"--modes: none of {args.modes!r} is one of greedy, t10, t08")
-    sets = prompt_sets.prompt_sets(
-        teacher_dir, args.stdlib_prompts, args.self_prompts, args.more_self_prompts, args.seed
-    )
+    sets = prompt_sets.from_args(teacher_dir, args)
     all_prompts = [p for s in sets for p in s.prompts]
     data_dir = prompt_sets.teacher_dir_root()
 
@@ -153,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         negatives=args.negatives,
     )
-    measured = evaluate.teacher_agreement(model, held_out, evaluate.chat_sources(all_prompts), args.batch_tokens)
+    measured = evaluate.teacher_agreement(
+        model, held_out, evaluate.chat_sources(all_prompts), args.batch_tokens, prompt_sets.names_by_set(sets)
+    )
     size = export.save_draft(model, teacher_dir, args.out)
 
     from transformers import AutoTokenizer
@@ -168,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "the same, chat prompts only": measured["chat"],
         "agreement by prompt source": measured["by_source"],
+        "agreement by prompt set (held-out answers, agreement)": measured["by_set"],
         "engine, greedy SpS gamma 4 on held-out chat prompts (each source in turn, answers end at EOS)": engine,
     }
     export.write_provenance(

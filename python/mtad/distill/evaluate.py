@@ -90,27 +90,47 @@ def speculative(
     return out
 
 
-def teacher_agreement(model: Any, held_out: list[Any], chat_sources: set[str], max_tokens: int) -> dict[str, Any]:
+def teacher_agreement(
+    model: Any,
+    held_out: list[Any],
+    chat_sources: set[str],
+    max_tokens: int,
+    groups: dict[str, set[str]] | None = None,
+) -> dict[str, Any]:
     """Greedy top-1 agreement and the greedy SpS (gamma 4) tokens per forward it implies, along
-    the teacher's held-out greedy answers: all of them, chat prompts only, and per source."""
+    the teacher's held-out greedy answers: all of them, chat prompts only, per source, and per
+    group of prompt names (`groups`, e.g. prompt_sets.names_by_set: a set no earlier draft was
+    trained on measures a draft on text new to both)."""
     from mtad.distill import train
     from mtad.distill.prompts import source_of
 
+    greedy = [e for e in held_out if e.mode == "greedy"]
     _, hits = train.agreement(model, held_out, max_tokens)  # one pass; subsets are taken from it
-    by_example = list(zip([source_of(e) for e in held_out if e.mode == "greedy"], hits, strict=True))
+    by_example = list(zip(greedy, hits, strict=True))
 
     def measure(keep: Any) -> tuple[float, float]:
-        h = [x for s, x in by_example if keep(s)]
+        h = [x for e, x in by_example if keep(e)]
         return round(train.hit_rate(h), 3), round(train.tokens_per_forward(h, 4), 3)
 
-    agree, tpf = measure(lambda s: True)
-    chat_agree, chat_tpf = measure(lambda s: s in chat_sources)
-    return {
+    agree, tpf = measure(lambda e: True)
+    chat_agree, chat_tpf = measure(lambda e: source_of(e) in chat_sources)
+    out: dict[str, Any] = {
         "agreement": agree,
         "tokens_per_forward": tpf,
         "chat": {"agreement": chat_agree, "tokens_per_forward": chat_tpf},
-        "by_source": {src: measure(lambda s, src=src: s == src)[0] for src in sorted({s for s, _ in by_example})},
+        "by_source": {
+            src: measure(lambda e, src=src: source_of(e) == src)[0] for src in sorted({source_of(e) for e in greedy})
+        },
     }
+    if groups is not None:
+        out["by_set"] = {
+            label: {
+                "answers": sum(e.name in names for e in greedy),
+                "agreement": measure(lambda e, n=names: e.name in n)[0],
+            }
+            for label, names in groups.items()
+        }
+    return out
 
 
 def chat_sources(items: list[Any]) -> set[str]:
@@ -141,17 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("draft", type=Path, help="draft folder")
     ap.add_argument("--teacher", type=Path, default=None, help="target folder (default: SmolLM2-135M-Instruct)")
     ap.add_argument("--prompts", type=int, default=24, help="held-out chat prompts (default 24)")
-    ap.add_argument("--self-prompts", type=int, default=2000, help="as given to python -m mtad.distill")
-    ap.add_argument("--more-self-prompts", type=prompt_sets.tries_list, default=[],
-                    help="as given to python -m mtad.distill")
-    ap.add_argument("--seed", type=int, default=0)
+    prompt_sets.add_options(ap)  # as given to python -m mtad.distill: the same sets and held-out answers
     ap.add_argument(
         "--gammas",
         default="4,1,2,3",
         help="draft lengths to run greedy SpS at, comma-separated; the first is reported at the top "
         "(default 4,1,2,3: the issue's gamma first, then the rest, to see which is fastest here)",
     )
-    ap.add_argument("--context", type=int, default=192, help="as given to python -m mtad.distill")
     args = ap.parse_args(argv)
     try:
         gammas = [int(g) for g in args.gammas.split(",")]
@@ -165,13 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     from mtad.distill import train
     from transformers import AutoModelForCausalLM
 
-    sets = prompt_sets.prompt_sets(teacher_dir, 300, args.self_prompts, args.more_self_prompts, args.seed)
+    sets = prompt_sets.from_args(teacher_dir, args)
     items = [p for s in sets for p in s.prompts]
     shards = prompt_sets.shards_of(sets, ["greedy"])
     if shards:  # the teacher's answers cached by an earlier python -m mtad.distill
         model = AutoModelForCausalLM.from_pretrained(args.draft, dtype=torch.float32)
         held_out = train.load_examples(shards, True, args.context)
-        result = teacher_agreement(model, held_out, chat_sources(items), 4096)
+        result = teacher_agreement(model, held_out, chat_sources(items), 4096, prompt_sets.names_by_set(sets))
         print(json.dumps({"held-out greedy teacher answers": len(held_out), **result}, indent=1), flush=True)
     else:
         print("no cached teacher answers: agreement not measured (python -m mtad.distill makes them)")

@@ -46,6 +46,47 @@ def prompt_sets(
     return sets
 
 
+def names_by_set(sets: list[PromptSet]) -> dict[str, set[str]]:
+    """Each set's prompt names under a label: "first", then its cache folder's name."""
+    return {("first" if i == 0 else s.shard_dir.name): {p.name for p in s.prompts} for i, s in enumerate(sets)}
+
+
+def add_options(ap: argparse.ArgumentParser) -> None:
+    """The options that pick the prompt sets, shared by python -m mtad.distill and its evaluate
+    command so that both read the same sets (and the same held-out answers) from one command line."""
+    ap.add_argument("--stdlib-prompts", type=count, default=300, help="standard-library functions used (default 300)")
+    ap.add_argument("--self-prompts", type=count, default=2000,
+                    help="user requests the teacher writes itself, tries (default 2000; 0: none)")
+    ap.add_argument("--more-self-prompts", type=tries_list, default=[],
+                    help="tries for further sets of requests, comma-separated, one set each (seed + 1, "
+                    "seed + 2, ...), each answered into a cache folder of its own so that earlier sets' "
+                    "answers stay valid; requests an earlier set has are dropped (default 0: none)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the requests the teacher writes and of training")
+    ap.add_argument("--context", type=positive, default=192,
+                    help="prompt tokens kept as context in training (default 192)")
+
+
+def from_args(model_dir: Path, args: argparse.Namespace, log: bool = True) -> list[PromptSet]:
+    """The prompt sets that add_options' options name."""
+    return prompt_sets(model_dir, args.stdlib_prompts, args.self_prompts, args.more_self_prompts, args.seed, log)
+
+
+def count(text: str, least: int = 0) -> int:
+    """An argparse type: a count >= least."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a count expected, got {text!r}") from None
+    if n < least:
+        raise argparse.ArgumentTypeError(f"a count >= {least} expected, got {n}")
+    return n
+
+
+def positive(text: str) -> int:
+    """An argparse type: a count >= 1."""
+    return count(text, 1)
+
+
 def tries_list(text: str) -> list[int]:
     """An argparse type: comma-separated counts of tries, one further set each ("0": none)."""
     try:
