@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per training batch (default 4096)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     ap.add_argument(
-        "--negatives", type=int, default=2048,
+        "--negatives", type=prompt_sets.count, default=2048,
         help="tokens drawn per batch besides the teacher's top-k ids to estimate the softmax "
         "normaliser in training (sampled softmax; default 2048; 0: the whole vocabulary, slower)",
     )
@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--init", type=Path, default=None,
                     help="continue training a draft folder written by an earlier run (its shape wins)")
-    ap.add_argument("--grow-layers", type=int, default=0,
+    ap.add_argument("--grow-layers", type=prompt_sets.count, default=0,
                     help="with --init: append this many layers that start as the identity (zero output "
                          "projections), so the grown draft starts from the folder's predictions (default 0)")
     ap.add_argument(
@@ -68,12 +68,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="make the teacher's answers and stop (a later run trains on them with --skip-teacher)",
     )
     args = ap.parse_args(argv)
-    if args.grow_layers < 0 or (args.grow_layers and args.init is None):
-        ap.error("--grow-layers takes a count >= 0 and needs --init (it grows a trained draft)")
+    if args.grow_layers and args.init is None:
+        ap.error("--grow-layers needs --init (it grows a trained draft)")
     if args.skip_teacher and args.teacher_only:
         ap.error("--skip-teacher and --teacher-only exclude each other")
-    if args.negatives < 0:
-        ap.error(f"--negatives takes a count >= 0 (0: the whole vocabulary), got {args.negatives}")
     return args
 
 
