@@ -488,7 +488,8 @@ def test_distill_command_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) 
 
 def test_evaluate_command_reads_the_sets_distill_was_given(capsys: pytest.CaptureFixture[str]) -> None:
     """Both commands take the prompt-set options from one place: the same line means the same
-    sets (and so the same held-out answers), and the same bad counts are refused by both."""
+    sets (and so the same held-out answers), and the same bad counts are refused by both (evaluate
+    also refuses a run of no prompts)."""
     import argparse
 
     from mtad.distill import prompt_sets
@@ -502,7 +503,7 @@ def test_evaluate_command_reads_the_sets_distill_was_given(capsys: pytest.Captur
     for k in ("stdlib_prompts", "self_prompts", "more_self_prompts", "seed", "context"):
         assert getattr(ev, k) == getattr(di, k)
     assert di.more_self_prompts == [5, 7] and di.stdlib_prompts == 40
-    for bad in (["--self-prompts", "-1"], ["--context", "0"]):
+    for bad in (["--self-prompts", "-1"], ["--context", "0"], ["--prompts", "0"]):
         with pytest.raises(SystemExit):
             main(["some-draft", *bad])
         assert bad[0] in capsys.readouterr().err
