@@ -459,7 +459,7 @@ def test_further_sets_of_requests_never_repeat_an_earlier_one(tmp_path: Path, mo
 
 
 def test_further_set_counts_parse() -> None:
-    from mtad.distill.prompt_sets import tries_list
+    from mtad.distill.arg_types import tries_list
 
     assert tries_list("6000") == [6000]
     assert tries_list("6000,4000") == [6000, 4000]
@@ -480,10 +480,24 @@ def test_distill_command_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) 
         (["--stdlib-prompts", "x"], "--stdlib-prompts"),
         (["--context", "0"], "--context"),
         (["--skip-teacher", "--teacher-only"], "--teacher-only"),
+        (["--epochs", "0"], "--epochs"),
+        (["--max-new", "-1"], "--max-new"),
+        (["--batch-tokens", "0"], "--batch-tokens"),
+        (["--hidden", "0"], "--hidden"),
+        (["--hidden", "100"], "--hidden"),  # 4 heads of width 25: rotary positions need an even width
+        (["--layers", "0"], "--layers"),
+        (["--intermediate", "0"], "--intermediate"),
+        (["--eval-prompts", "0"], "--eval-prompts"),
+        (["--minutes", "0"], "--minutes"),
+        (["--minutes", "nan"], "--minutes"),
+        (["--lr", "-1e-3"], "--lr"),
+        (["--lr", "inf"], "--lr"),
     ):
         with pytest.raises(SystemExit):
             parse_args(["--out", "x", *argv])
         assert named in capsys.readouterr().err
+    good = parse_args(["--out", "x", "--minutes", "0.5", "--lr", "6e-4", "--hidden", "264", "--epochs", "1"])
+    assert (good.minutes, good.lr, good.hidden, good.epochs) == (0.5, 6e-4, 264, 1)
 
 
 def test_evaluate_command_reads_the_sets_distill_was_given(capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 import torch
-from mtad.distill import evaluate, export, prompt_sets, prompts, student, teacher_data, train
+from mtad.distill import arg_types, evaluate, export, prompt_sets, prompts, student, teacher_data, train
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,29 +35,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--out", type=Path, required=True, help="folder to write the draft into")
     ap.add_argument("--teacher", type=Path, default=None, help="target folder (default: SmolLM2-135M-Instruct)")
-    ap.add_argument("--minutes", type=float, default=60.0, help="training time budget (default 60)")
-    ap.add_argument("--epochs", type=int, default=8, help="at most this many passes over the data (default 8)")
+    ap.add_argument(
+        "--minutes", type=arg_types.positive_number, default=60.0, help="training time budget (default 60)"
+    )
+    ap.add_argument(
+        "--epochs", type=arg_types.positive, default=8, help="at most this many passes over the data (default 8)"
+    )
     ap.add_argument(
         "--modes", default="greedy,t10", help="teacher answer modes, from greedy,t10,t08 (default greedy,t10)"
     )
     prompt_sets.add_options(ap)
-    ap.add_argument("--max-new", type=int, default=192, help="teacher tokens per answer (default 192)")
-    ap.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per training batch (default 4096)")
-    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    ap.add_argument("--max-new", type=arg_types.positive, default=192, help="teacher tokens per answer (default 192)")
     ap.add_argument(
-        "--negatives", type=prompt_sets.count, default=2048,
+        "--batch-tokens", type=arg_types.positive, default=4096,
+        help="padded tokens per training batch (default 4096)",
+    )
+    ap.add_argument("--lr", type=arg_types.positive_number, default=2e-3, help="peak learning rate (default 2e-3)")
+    ap.add_argument(
+        "--negatives", type=arg_types.count, default=2048,
         help="tokens drawn per batch besides the teacher's top-k ids to estimate the softmax "
         "normaliser in training (sampled softmax; default 2048; 0: the whole vocabulary, slower)",
     )
-    ap.add_argument("--hidden", type=int, default=256, help="student width (default 256; 4 heads of hidden/4)")
-    ap.add_argument("--layers", type=int, default=2, help="student layers (default 2)")
-    ap.add_argument("--intermediate", type=int, default=768, help="student MLP width (default 768)")
     ap.add_argument(
-        "--eval-prompts", type=int, default=24, help="held-out prompts measured with the engine (default 24)"
+        "--hidden", type=arg_types.positive, default=256,
+        help="student width, a multiple of 8 (default 256; 4 heads of hidden/4)",
+    )
+    ap.add_argument("--layers", type=arg_types.positive, default=2, help="student layers (default 2)")
+    ap.add_argument("--intermediate", type=arg_types.positive, default=768, help="student MLP width (default 768)")
+    ap.add_argument(
+        "--eval-prompts", type=arg_types.positive, default=24,
+        help="held-out prompts measured with the engine (default 24)",
     )
     ap.add_argument("--init", type=Path, default=None,
                     help="continue training a draft folder written by an earlier run (its shape wins)")
-    ap.add_argument("--grow-layers", type=prompt_sets.count, default=0,
+    ap.add_argument("--grow-layers", type=arg_types.count, default=0,
                     help="with --init: append this many layers that start as the identity (zero output "
                          "projections), so the grown draft starts from the folder's predictions (default 0)")
     ap.add_argument(
@@ -70,6 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.grow_layers and args.init is None:
         ap.error("--grow-layers needs --init (it grows a trained draft)")
+    if args.hidden % 8:
+        ap.error(f"--hidden must be a multiple of 8 (4 heads of an even width for rotary positions), got {args.hidden}")
     if args.skip_teacher and args.teacher_only:
         ap.error("--skip-teacher and --teacher-only exclude each other")
     return args

@@ -153,14 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    from mtad.distill import prompt_sets
+    from mtad.distill import arg_types, prompt_sets
     from mtad.fetch import fetch_default
     from transformers import AutoTokenizer
 
     ap = argparse.ArgumentParser(prog="python -m mtad.distill.evaluate", description=main.__doc__)
     ap.add_argument("draft", type=Path, help="draft folder")
     ap.add_argument("--teacher", type=Path, default=None, help="target folder (default: SmolLM2-135M-Instruct)")
-    ap.add_argument("--prompts", type=prompt_sets.positive, default=24, help="held-out chat prompts (default 24)")
+    ap.add_argument("--prompts", type=arg_types.positive, default=24, help="held-out chat prompts (default 24)")
     prompt_sets.add_options(ap)  # as given to python -m mtad.distill: the same sets and held-out answers
     ap.add_argument(
         "--gammas",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtad.distill import prompts, self_prompts
+from mtad.distill.arg_types import count, positive, tries_list
 from mtad.distill.prompts import Prompt
 
 
@@ -69,35 +70,6 @@ def add_options(ap: argparse.ArgumentParser) -> None:
 def from_args(model_dir: Path, args: argparse.Namespace, log: bool = True) -> list[PromptSet]:
     """The prompt sets that add_options' options name."""
     return prompt_sets(model_dir, args.stdlib_prompts, args.self_prompts, args.more_self_prompts, args.seed, log)
-
-
-def count(text: str, least: int = 0) -> int:
-    """An argparse type: a count >= least."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a count expected, got {text!r}") from None
-    if n < least:
-        raise argparse.ArgumentTypeError(f"a count >= {least} expected, got {n}")
-    return n
-
-
-def positive(text: str) -> int:
-    """An argparse type: a count >= 1."""
-    return count(text, 1)
-
-
-def tries_list(text: str) -> list[int]:
-    """An argparse type: comma-separated counts of tries, one further set each ("0": none)."""
-    try:
-        counts = [int(c) for c in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"comma-separated counts expected, got {text!r}") from None
-    if counts == [0]:
-        return []
-    if min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"every set needs a count >= 1 (or 0 alone: no further set), got {text!r}")
-    return counts
 
 
 def shards_of(sets: list[PromptSet], modes: list[str]) -> list[Path]:
