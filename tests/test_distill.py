@@ -531,3 +531,37 @@ def test_evaluate_command_rejects_bad_gammas(capsys: pytest.CaptureFixture[str])
         with pytest.raises(SystemExit):
             main(["some-draft", "--gammas", bad])
         assert "--gammas" in capsys.readouterr().err
+
+
+def test_evaluate_command_rejects_missing_or_repeated_drafts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder that holds no model, or one named twice, is refused by name before any model loads."""
+    from mtad.distill.evaluate import main
+
+    good = tmp_path / "d"
+    good.mkdir()
+    (good / "config.json").write_text("{}")
+    for bad, named in (([str(good), str(good)], "once"), ([str(good), str(tmp_path / "none")], "none")):
+        with pytest.raises(SystemExit):
+            main(bad)
+        assert named in capsys.readouterr().err
+
+
+def test_drafts_compared_in_one_run_get_their_own_figures(tiny_dirs: dict[str, Path]) -> None:
+    """Comparing drafts in one run interleaves them prompt by prompt but measures each as it
+    would be alone: same tokens per forward, same outputs (equal to greedy AR); the target as its
+    own draft is accepted far more often than an unrelated random draft."""
+    from mtad.distill.evaluate import speculative
+
+    gen = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(3, 40, (n,), generator=gen).tolist() for n in (4, 7, 2)]
+    drafts = [tiny_dirs["target"], tiny_dirs["draft"]]
+    both = speculative(tiny_dirs["target"], drafts, prompts, new_tokens=24, gammas=(4, 2))
+    alone = [speculative(tiny_dirs["target"], [d], prompts, new_tokens=24, gammas=(4, 2))[0] for d in drafts]
+    keys = ("tokens_per_target_forward", "outputs_equal_to_greedy_ar")
+    for b, a in zip(both, alone, strict=True):
+        assert [b[k] for k in keys] == [a[k] for k in keys]
+        assert [b["other_gammas"]["2"][k] for k in keys] == [a["other_gammas"]["2"][k] for k in keys]
+        assert b["outputs_equal_to_greedy_ar"] == "3/3"
+    assert both[0]["tokens_per_target_forward"] > 3.0 > 1.5 > both[1]["tokens_per_target_forward"]

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tok = AutoTokenizer.from_pretrained(teacher_dir)
     ids = evaluate.held_out_chat(tok, all_prompts, args.eval_prompts)
-    engine = evaluate.speculative(teacher_dir, args.out, ids, eos=tok.eos_token_id)
+    engine = evaluate.speculative(teacher_dir, [args.out], ids, eos=tok.eos_token_id)[0]
     evaluation = {
         "greedy top-1 agreement with the teacher (held-out teacher answers)": measured["agreement"],
         "tokens per target forward, greedy speculative decoding, gamma 4 (along the teacher's greedy answers)": (

@@ -45,49 +45,56 @@ def step_cost_ratio(target: Any, draft: Any, prompt: list[int], n: int = 64) -> 
 
 def speculative(
     target_dir: Path,
-    draft_dir: Path,
+    draft_dirs: Sequence[Path],
     prompts: list[list[int]],
     new_tokens: int = 128,
     gammas: Sequence[int] = (4,),
     eos: int | None = None,
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
     """Greedy SpS with the engine against greedy AR on the same prompts (each answer ends at
-    EOS or after new_tokens), at each draft length in gammas: the first's figures at the top
-    level, the others' under "other_gammas". Each prompt runs AR and then every gamma in turn,
-    so that a slow spell of a shared machine falls on all of them alike."""
+    EOS or after new_tokens), for each draft at each draft length in gammas: per draft, the
+    first gamma's figures at the top level, the others' under "other_gammas". Each prompt runs
+    AR and then every draft at every gamma in turn, so that a slow spell of a shared machine
+    falls on all of them alike (drafts compared in one run have comparable speeds)."""
     import mtad_ext
 
     target = mtad_ext.load_model(str(target_dir))
-    draft = mtad_ext.load_model(str(draft_dir), dtype="float16")
+    drafts = [mtad_ext.load_model(str(d), dtype="float16") for d in draft_dirs]
     cap = max(len(p) for p in prompts) + new_tokens + max(gammas) + 8
-    tokens = dict.fromkeys(gammas, 0)
-    forwards = dict.fromkeys(gammas, 0)
-    same = dict.fromkeys(gammas, 0)
-    seconds = dict.fromkeys(gammas, 0.0)
+    runs = [(d, g) for d in range(len(drafts)) for g in gammas]
+    tokens = dict.fromkeys(runs, 0)
+    forwards = dict.fromkeys(runs, 0)
+    same = dict.fromkeys(runs, 0)
+    seconds = dict.fromkeys(runs, 0.0)
     t_ar = 0.0
     for p in prompts:
         ar, dt_ar = _decode(mtad_ext.Decoder(target, None, method="ar", capacity=cap, **GREEDY), p, new_tokens, eos)
         t_ar += dt_ar
-        for g in gammas:
-            dec = mtad_ext.Decoder(target, draft, method="sps", gamma=g, capacity=cap, **GREEDY)
+        for d, g in runs:
+            dec = mtad_ext.Decoder(target, drafts[d], method="sps", gamma=g, capacity=cap, **GREEDY)
             sps, dt_sps = _decode(dec, p, new_tokens, eos)
-            tokens[g] += len(sps)
-            forwards[g] += int(dec.total_stats["target_forwards"])
-            same[g] += sps == ar
-            seconds[g] += dt_sps
+            tokens[d, g] += len(sps)
+            forwards[d, g] += int(dec.total_stats["target_forwards"])
+            same[d, g] += sps == ar
+            seconds[d, g] += dt_sps
 
-    def figures(g: int) -> dict[str, Any]:
+    def figures(d: int, g: int) -> dict[str, Any]:
         return {
-            "tokens_per_target_forward": round(tokens[g] / max(forwards[g], 1), 3),
-            "outputs_equal_to_greedy_ar": f"{same[g]}/{len(prompts)}",
-            "sps_over_ar_speed": round(t_ar / seconds[g], 3),
+            "tokens_per_target_forward": round(tokens[d, g] / max(forwards[d, g], 1), 3),
+            "outputs_equal_to_greedy_ar": f"{same[d, g]}/{len(prompts)}",
+            "sps_over_ar_speed": round(t_ar / seconds[d, g], 3),
         }
 
-    out: dict[str, Any] = {"prompts": len(prompts), "new_tokens": new_tokens, "gamma": gammas[0], **figures(gammas[0])}
-    if len(gammas) > 1:
-        out["other_gammas"] = {str(g): figures(g) for g in gammas[1:]}
-    out["draft_step_cost_over_target"] = round(step_cost_ratio(target, draft, prompts[0]), 3)
-    return out
+    results = []
+    for d, draft in enumerate(drafts):
+        out: dict[str, Any] = {
+            "prompts": len(prompts), "new_tokens": new_tokens, "gamma": gammas[0], **figures(d, gammas[0])
+        }
+        if len(gammas) > 1:
+            out["other_gammas"] = {str(g): figures(d, g) for g in gammas[1:]}
+        out["draft_step_cost_over_target"] = round(step_cost_ratio(target, draft, prompts[0]), 3)
+        results.append(out)
+    return results
 
 
 def teacher_agreement(
@@ -148,8 +155,13 @@ def held_out_chat(tokenizer: Any, items: list[Any], count: int) -> list[list[int
     return [teacher_data.prompt_ids(tokenizer, p, 512) for p in chosen]
 
 
+def _by_draft(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One draft's figures as they are; several under "by_draft", keyed by folder."""
+    return next(iter(results.values())) if len(results) == 1 else {"by_draft": results}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Measures a draft folder against the default target (or --teacher) on held-out prompts."""
+    """Measures draft folders against the default target (or --teacher) on held-out prompts."""
     import argparse
     import json
 
@@ -158,7 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoTokenizer
 
     ap = argparse.ArgumentParser(prog="python -m mtad.distill.evaluate", description=main.__doc__)
-    ap.add_argument("draft", type=Path, help="draft folder")
+    ap.add_argument(
+        "drafts",
+        type=Path,
+        nargs="+",
+        help="draft folder; with several (say a new version and the one before), each is measured "
+        "on the same held-out answers and prompts in one run, the engine's runs interleaved prompt "
+        "by prompt so that their speeds compare",
+    )
     ap.add_argument("--teacher", type=Path, default=None, help="target folder (default: SmolLM2-135M-Instruct)")
     ap.add_argument("--prompts", type=arg_types.positive, default=24, help="held-out chat prompts (default 24)")
     prompt_sets.add_options(ap)  # as given to python -m mtad.distill: the same sets and held-out answers
@@ -175,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--gammas must be comma-separated integers, got {args.gammas!r}")
     if not gammas or min(gammas) < 1 or len(set(gammas)) != len(gammas):
         ap.error(f"--gammas must be distinct integers >= 1, got {args.gammas!r}")
+    labels = [str(d) for d in args.drafts]
+    if len(set(labels)) != len(labels):
+        ap.error(f"each draft folder once, got {' '.join(labels)}")
+    for d in args.drafts:
+        if not (d / "config.json").is_file():
+            ap.error(f"{d} is not a model folder (no config.json)")
     teacher_dir = args.teacher or fetch_default()
     tok = AutoTokenizer.from_pretrained(teacher_dir)
     import torch
@@ -185,14 +210,20 @@ def main(argv: list[str] | None = None) -> int:
     items = [p for s in sets for p in s.prompts]
     shards = prompt_sets.shards_of(sets, ["greedy"])
     if shards:  # the teacher's answers cached by an earlier python -m mtad.distill
-        model = AutoModelForCausalLM.from_pretrained(args.draft, dtype=torch.float32)
         held_out = train.load_examples(shards, True, args.context)
-        result = teacher_agreement(model, held_out, chat_sources(items), 4096, prompt_sets.names_by_set(sets))
-        print(json.dumps({"held-out greedy teacher answers": len(held_out), **result}, indent=1), flush=True)
+        agreement = {}
+        for label, draft in zip(labels, args.drafts, strict=True):
+            model = AutoModelForCausalLM.from_pretrained(draft, dtype=torch.float32)
+            agreement[label] = teacher_agreement(
+                model, held_out, chat_sources(items), 4096, prompt_sets.names_by_set(sets)
+            )
+        print(json.dumps({"held-out greedy teacher answers": len(held_out), **_by_draft(agreement)}, indent=1),
+              flush=True)
     else:
         print("no cached teacher answers: agreement not measured (python -m mtad.distill makes them)")
     ids = held_out_chat(tok, items, args.prompts)
-    print(json.dumps(speculative(teacher_dir, args.draft, ids, gammas=gammas, eos=tok.eos_token_id), indent=1))
+    engine = speculative(teacher_dir, args.drafts, ids, gammas=gammas, eos=tok.eos_token_id)
+    print(json.dumps(_by_draft(dict(zip(labels, engine, strict=True))), indent=1))
     return 0
 
 
