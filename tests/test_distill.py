@@ -221,6 +221,26 @@ def test_grown_draft_computes_what_it_grew_from_and_trains_its_new_layers() -> N
     assert big.lm_head.weight.data_ptr() == big.model.embed_tokens.weight.data_ptr()
 
 
+def test_student_shape_refuses_what_transformers_cannot_build() -> None:
+    """Shapes the Llama draft cannot take fail when made, naming the field; sound ones build a
+    model of that shape."""
+    from mtad.distill.student import StudentShape, student_config
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    for bad, named in (
+        (dict(hidden=260), "hidden 260"),  # 65 per head: odd, no rotary pairs
+        (dict(hidden=250), "hidden 250"),  # not a multiple of 4 heads
+        (dict(layers=0), "layers"),
+        (dict(heads=4, kv_heads=3), "kv_heads"),
+        (dict(intermediate=-8), "intermediate"),
+    ):
+        with pytest.raises(ValueError, match=named):
+            StudentShape(**bad)
+    teacher = LlamaConfig(vocab_size=64, max_position_embeddings=128, bos_token_id=1, eos_token_id=2)
+    model = LlamaForCausalLM(student_config(teacher, StudentShape(hidden=24, layers=1, heads=2, kv_heads=1)))
+    assert model.model.layers[0].self_attn.q_proj.weight.shape == (24, 24)
+
+
 def test_training_keeps_the_weights_of_its_best_held_out_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     """When a later epoch scores worse held out, the model ends with the best epoch's weights."""
     model = _tiny_llama(1)

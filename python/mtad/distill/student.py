@@ -25,6 +25,17 @@ class StudentShape:
     kv_heads: int = 2
     intermediate: int = 768
 
+    def __post_init__(self) -> None:
+        # Checked here so that a bad shape fails by name, not deep inside transformers.
+        for name in ("hidden", "layers", "heads", "kv_heads", "intermediate"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"student {name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden % self.heads or (self.hidden // self.heads) % 2:
+            raise ValueError(f"student hidden {self.hidden} must split into {self.heads} heads of an even "
+                             "width (rotary positions turn pairs of values)")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"student heads {self.heads} must be a multiple of its kv_heads {self.kv_heads}")
+
 
 def student_config(teacher_config: Any, shape: StudentShape) -> Any:
     from transformers import LlamaConfig
