@@ -81,8 +81,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.grow_layers and args.init is None:
         ap.error("--grow-layers needs --init (it grows a trained draft)")
-    if args.hidden % 8:
-        ap.error(f"--hidden must be a multiple of 8 (4 heads of an even width for rotary positions), got {args.hidden}")
+    try:  # the shape's own check, so that the command and the Python API keep one rule
+        student.StudentShape(hidden=args.hidden, layers=args.layers, intermediate=args.intermediate)
+    except ValueError as e:
+        ap.error(f"--hidden: {e}")
     if args.skip_teacher and args.teacher_only:
         ap.error("--skip-teacher and --teacher-only exclude each other")
     return args

@@ -211,12 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     shards = prompt_sets.shards_of(sets, ["greedy"])
     if shards:  # the teacher's answers cached by an earlier python -m mtad.distill
         held_out = train.load_examples(shards, True, args.context)
+        chats, groups = chat_sources(items), prompt_sets.names_by_set(sets)
         agreement = {}
         for label, draft in zip(labels, args.drafts, strict=True):
             model = AutoModelForCausalLM.from_pretrained(draft, dtype=torch.float32)
-            agreement[label] = teacher_agreement(
-                model, held_out, chat_sources(items), 4096, prompt_sets.names_by_set(sets)
-            )
+            agreement[label] = teacher_agreement(model, held_out, chats, 4096, groups)
         print(json.dumps({"held-out greedy teacher answers": len(held_out), **_by_draft(agreement)}, indent=1),
               flush=True)
     else:
