@@ -11,7 +11,7 @@ import torch
 from mtad.distill import train
 from mtad.distill.head_loss import sampled_head_soft_ce, tied_head_soft_ce
 from mtad.distill.prompts import HELD_OUT_EVERY, Prompt
-from mtad.distill.student import grow, pca_embedding
+from mtad.distill.student import grow, mlp_activity, pca_embedding, shrink_mlp
 
 import mtad_ext
 
@@ -219,6 +219,30 @@ def test_grown_draft_computes_what_it_grew_from_and_trains_its_new_layers() -> N
     torch.optim.SGD(big.parameters(), lr=0.1).step()
     assert all(torch.equal(a, b) for a, b in zip(before, small.parameters(), strict=True))
     assert big.lm_head.weight.data_ptr() == big.model.embed_tokens.weight.data_ptr()
+
+
+def test_shrunk_mlp_drops_the_idle_neurons_and_keeps_what_the_model_computes() -> None:
+    """Neurons whose down-projection column is zero add nothing: activity ranks them last,
+    so cutting exactly those leaves the logits unchanged; cutting an active one changes them."""
+    model = _tiny_llama(2)
+    idle = [torch.tensor([0, 5, 6, 17, 30, 47]), torch.tensor([1, 2, 3, 40, 41, 42])]
+    with torch.no_grad():
+        for layer, cols in zip(model.model.layers, idle, strict=True):
+            layer.mlp.down_proj.weight[:, cols] = 0
+    ids = torch.randint(1, 64, (3, 9))
+    activity = mlp_activity(model, [ids])
+    for a, cols in zip(activity, idle, strict=True):
+        assert torch.all(a[cols] == 0) and (a > 0).sum() == 48 - len(cols)
+    small = shrink_mlp(model, 42, activity).eval()
+    assert small.config.intermediate_size == 42 and small.model.layers[1].mlp.down_proj.weight.shape == (32, 42)
+    assert small.lm_head.weight.data_ptr() == small.model.embed_tokens.weight.data_ptr()
+    with torch.no_grad():
+        torch.testing.assert_close(small(input_ids=ids).logits, model(input_ids=ids).logits, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(shrink_mlp(model, 41, activity)(input_ids=ids).logits, model(input_ids=ids).logits)
+    with pytest.raises(ValueError, match="only to 1..48"):
+        shrink_mlp(model, 49, activity)
+    with pytest.raises(ValueError, match="one vector of 48 per layer"):
+        shrink_mlp(model, 40, activity[:1])
 
 
 def test_student_shape_refuses_what_transformers_cannot_build() -> None:
@@ -493,6 +517,8 @@ def test_distill_command_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) 
     for argv, named in (
         (["--negatives", "-1"], "--negatives"),
         (["--grow-layers", "2"], "--grow-layers"),
+        (["--shrink-intermediate", "576"], "--shrink-intermediate"),
+        (["--init", "d", "--shrink-intermediate", "0"], "--shrink-intermediate"),
         (["--more-self-prompts", "-1"], "--more-self-prompts"),
         (["--more-self-prompts", "6000,0"], "--more-self-prompts"),
         (["--more-self-prompts", "6000,x"], "--more-self-prompts"),

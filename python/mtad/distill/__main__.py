@@ -22,11 +22,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
 import sys
 from pathlib import Path
 
 import torch
 from mtad.distill import arg_types, evaluate, export, prompt_sets, prompts, student, teacher_data, train
+
+# training batches whose MLP activity ranks the neurons for --shrink-intermediate (~130 K tokens)
+SHRINK_SAMPLE_BATCHES = 32
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,6 +75,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--grow-layers", type=arg_types.count, default=0,
                     help="with --init: append this many layers that start as the identity (zero output "
                          "projections), so the grown draft starts from the folder's predictions (default 0)")
+    ap.add_argument("--shrink-intermediate", type=arg_types.positive, default=None, metavar="N",
+                    help="with --init: keep only the N MLP neurons of each layer that add the most to the "
+                         "residual stream on a sample of the training answers (room for --grow-layers "
+                         "within the size limit; applied before growing)")
     ap.add_argument(
         "--skip-teacher", action="store_true", help="train on the teacher answers already cached, generate none"
     )
@@ -81,6 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.grow_layers and args.init is None:
         ap.error("--grow-layers needs --init (it grows a trained draft)")
+    if args.shrink_intermediate is not None and args.init is None:
+        ap.error("--shrink-intermediate needs --init (it prunes a trained draft)")
     try:  # the shape's own check, so that the command and the Python API keep one rule
         student.StudentShape(hidden=args.hidden, layers=args.layers, intermediate=args.intermediate)
     except ValueError as e:
@@ -138,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
                                      c.num_key_value_heads, c.intermediate_size)
         if (args.init / "provenance.json").is_file():
             earlier = json.loads((args.init / "provenance.json").read_text())
+        if args.shrink_intermediate is not None:
+            if args.shrink_intermediate > shape.intermediate:
+                raise SystemExit(f"--shrink-intermediate {args.shrink_intermediate}: the draft's MLP is only "
+                                 f"{shape.intermediate} wide")
+            sample = [train.collate(b)[0] for b in train.batches(train_set, args.batch_tokens,
+                                                                 random.Random(args.seed))[:SHRINK_SAMPLE_BATCHES]]
+            model = student.shrink_mlp(model, args.shrink_intermediate, student.mlp_activity(model, sample))
+            shape = dataclasses.replace(shape, intermediate=args.shrink_intermediate)
         if args.grow_layers:
             model = student.grow(model, args.grow_layers)
             shape = dataclasses.replace(shape, layers=shape.layers + args.grow_layers)

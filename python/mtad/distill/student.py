@@ -108,5 +108,63 @@ def grow(model: Any, extra_layers: int) -> Any:
     return grown
 
 
+@torch.no_grad()
+def mlp_activity(model: Any, batches: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Per layer, how much each MLP neuron adds to the residual stream over the tokens of
+    `batches` (right-padded id rows, pad id 0 not counted): the mean |gate * up| output of
+    the neuron times the norm of its down-projection column."""
+    sums = [torch.zeros(layer.mlp.down_proj.in_features) for layer in model.model.layers]
+    mask: torch.Tensor | None = None
+
+    def hook(i: int) -> Any:
+        def add(_module: Any, args: tuple[torch.Tensor, ...]) -> None:
+            assert mask is not None
+            sums[i].add_(args[0].abs()[mask].sum(0).float())
+
+        return add
+
+    handles = [layer.mlp.down_proj.register_forward_pre_hook(hook(i)) for i, layer in enumerate(model.model.layers)]
+    try:
+        was_training = model.training
+        model.eval()
+        count = 0
+        for ids in batches:
+            mask = ids != 0
+            count += int(mask.sum())
+            model.model(input_ids=ids)
+        model.train(was_training)
+    finally:
+        for h in handles:
+            h.remove()
+    return [s / max(count, 1) * layer.mlp.down_proj.weight.float().norm(dim=0)
+            for s, layer in zip(sums, model.model.layers, strict=True)]
+
+
+def shrink_mlp(model: Any, intermediate: int, activity: list[torch.Tensor]) -> Any:
+    """The same model with each layer's MLP cut to the `intermediate` neurons of highest
+    `activity` (mlp_activity): room in the size limit for another layer, at the cost of
+    the neurons that contribute least. Neurons keep their order; nothing else changes."""
+    from transformers import LlamaForCausalLM
+
+    width = model.config.intermediate_size
+    if not 1 <= intermediate <= width:
+        raise ValueError(f"can shrink the MLP width {width} only to 1..{width}, got {intermediate}")
+    if len(activity) != len(model.model.layers) or any(a.shape != (width,) for a in activity):
+        raise ValueError(f"activity must be one vector of {width} per layer ({len(model.model.layers)} layers)")
+    config = copy.deepcopy(model.config)
+    config.intermediate_size = intermediate
+    state = dict(model.state_dict())
+    for i, a in enumerate(activity):
+        keep = a.topk(intermediate).indices.sort().values
+        pre = f"model.layers.{i}.mlp."
+        for name in ("gate_proj", "up_proj"):
+            state[pre + name + ".weight"] = state[pre + name + ".weight"][keep]
+        state[pre + "down_proj.weight"] = state[pre + "down_proj.weight"][:, keep]
+    small = LlamaForCausalLM(config).to(next(model.parameters()).dtype)
+    small.load_state_dict(state)
+    small.tie_weights()
+    return small
+
+
 def parameter_count(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
