@@ -124,16 +124,16 @@ def mlp_activity(model: Any, batches: list[torch.Tensor]) -> list[torch.Tensor]:
         return add
 
     handles = [layer.mlp.down_proj.register_forward_pre_hook(hook(i)) for i, layer in enumerate(model.model.layers)]
+    was_training = model.training
     try:
-        was_training = model.training
         model.eval()
         count = 0
         for ids in batches:
             mask = ids != 0
             count += int(mask.sum())
             model.model(input_ids=ids)
+    finally:  # the caller's model comes back as it was, hooks off and mode kept, even on an error
         model.train(was_training)
-    finally:
         for h in handles:
             h.remove()
     return [s / max(count, 1) * layer.mlp.down_proj.weight.float().norm(dim=0)
