@@ -1,7 +1,9 @@
 """Builds mtad_ext._C by driving CMake (CMakeLists.txt is the one build graph).
 
 CUDA kernels are built when PyTorch has CUDA and nvcc is found; set MTAD_CUDA=0/1 to
-force. The build folder is build/<python tag> so that rebuilds are incremental.
+force. The build folder is build/<python tag> so that rebuilds are incremental; its CMake
+cache is dropped when it was made with tools that are gone or differ from this build's
+(pip's isolated build environments come and go), so it is never reused against them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,64 @@ def _want_cuda() -> bool:
     return torch.version.cuda is not None and shutil.which("nvcc") is not None
 
 
+def _read_cmake_cache(cache: Path) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    for line in cache.read_text(errors="replace").splitlines():
+        if not line or line.startswith(("#", "//")) or "=" not in line:
+            continue
+        key_type, value = line.split("=", 1)
+        entries[key_type.split(":", 1)[0]] = value
+    return entries
+
+
+def _same_path(a: str, b: str) -> bool:
+    # Symlinks are kept: a virtual environment's python links to the base interpreter
+    # but has other packages.
+    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
+
+
+def stale_cmake_cache(build_dir: Path, wanted: dict[str, str]) -> str | None:
+    """Why the CMake cache in build_dir must not be reused, or None if it may be.
+
+    It may not when a tool or package it names no longer exists (a pip build environment
+    that was removed) or when it names another one than this build uses (`wanted`).
+    """
+    cache = build_dir / "CMakeCache.txt"
+    if not cache.exists():
+        return None
+    entries = _read_cmake_cache(cache)
+    named = ("CMAKE_COMMAND", "CMAKE_MAKE_PROGRAM", "CMAKE_CXX_COMPILER", "CMAKE_CUDA_COMPILER", "Torch_DIR",
+             "Python_EXECUTABLE", "MTAD_JSON_INCLUDE")
+    for key in named:
+        value = entries.get(key, "")
+        if value and not value.endswith("-NOTFOUND") and not Path(value).exists():
+            return f"{key} {value} no longer exists"
+    for key, value in wanted.items():
+        old = entries.get(key)
+        if old is not None and not _same_path(old, value):
+            return f"{key} was {old}, now {value}"
+    return None
+
+
+def drop_cmake_cache(build_dir: Path) -> None:
+    """Forgets the configuration, keeping object files (ninja and ccache rebuild what differs)."""
+    (build_dir / "CMakeCache.txt").unlink(missing_ok=True)
+    shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
+
+
+def _ninja() -> str | None:
+    """The ninja this build runs: the ninja package's own binary, else the one on PATH."""
+    try:
+        import ninja  # type: ignore[import-not-found]
+
+        exe = Path(ninja.BIN_DIR) / "ninja"
+        if exe.exists():
+            return str(exe)
+    except ImportError:
+        pass
+    return shutil.which("ninja")
+
+
 class CMakeExtension(Extension):
     def __init__(self, name: str) -> None:
         super().__init__(name, sources=[])
@@ -47,8 +107,20 @@ class CMakeBuild(build_ext):
         build_dir = ROOT / "build" / f"py{sys.version_info.major}{sys.version_info.minor}"
         build_dir.mkdir(parents=True, exist_ok=True)
         cuda = _want_cuda()
+        cmake = shutil.which("cmake") or "cmake"
+        ninja = _ninja()
+        wanted = {
+            "Python_EXECUTABLE": sys.executable,
+            "Torch_DIR": str(Path(torch.utils.cmake_prefix_path) / "Torch"),
+        }
+        if ninja:
+            wanted["CMAKE_MAKE_PROGRAM"] = ninja
+        reason = stale_cmake_cache(build_dir, wanted)
+        if reason:
+            print(f"mtad: reconfiguring {build_dir}: {reason}", file=sys.stderr)
+            drop_cmake_cache(build_dir)
         args = [
-            "cmake",
+            cmake,
             "-S", str(ROOT),
             "-B", str(build_dir),
             "-G", "Ninja",
@@ -57,17 +129,20 @@ class CMakeBuild(build_ext):
             f"-DMTAD_CUDA={'ON' if cuda else 'OFF'}",
             f"-DCMAKE_BUILD_TYPE={os.environ.get('MTAD_BUILD_TYPE', 'Release')}",
         ]
+        if ninja:
+            args.append(f"-DCMAKE_MAKE_PROGRAM={ninja}")
         if _json_include():
             args.append(f"-DMTAD_JSON_INCLUDE={_json_include()}")
         if os.environ.get("MTAD_NATIVE") == "0":
             args.append("-DMTAD_NATIVE=OFF")
         subprocess.run(args, check=True)
         jobs = os.environ.get("MTAD_BUILD_JOBS", str(os.cpu_count() or 2))
-        subprocess.run(["cmake", "--build", str(build_dir), "-j", jobs], check=True)
+        subprocess.run([cmake, "--build", str(build_dir), "-j", jobs], check=True)
         built = next((build_dir / "mtad_ext").glob("_C*.so"))
         dest = Path(self.get_ext_fullpath(ext.name))
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(built, dest)
 
 
-setup(ext_modules=[CMakeExtension("mtad_ext._C")], cmdclass={"build_ext": CMakeBuild})
+if __name__ == "__main__":  # setuptools runs this file as __main__; tests import its helpers
+    setup(ext_modules=[CMakeExtension("mtad_ext._C")], cmdclass={"build_ext": CMakeBuild})
