@@ -18,8 +18,8 @@ from typing import Any
 
 import mtad
 import pytest
+from mtad import Generator
 from mtad.cli import _build_parser, main
-from mtad.generate import Generator
 
 SAMPLED = ["--temperature", "1", "--top-k", "10", "--top-p", "0.9", "--seed", "3"]
 SAMPLED_KW = dict(temperature=1.0, top_k=10, top_p=0.9, seed=3)
