@@ -65,7 +65,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> None:
-    from .methods import METHOD_CHOICES
+    from .methods import METHOD_CHOICES, PAPER_SAMPLING
 
     g = p.add_argument_group("decoding")
     g.add_argument(
@@ -76,24 +76,33 @@ def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> No
         "exact), mtad (multi-token assisted decoding: the draft's beam, accepted by joint "
         "likelihood), mtad-tree (MTAD verifying every beam as a tree), aded (no draft model: "
         "drafts from a tri-gram table that adapts to the text, see --table; exact). sps / mtad / "
-        "mtad-tree need --draft. auto: ar without a draft; with one, sps when greedy "
-        "(--temperature 0) and mtad when sampling (default: auto)",
+        "mtad-tree need --draft. mtad and mtad-tree sample with the MTAD paper's settings (T=1, top-k 10, "
+        "top-p 0.9) unless --temperature / --top-k / --top-p say otherwise. auto: ar without a draft; with one, "
+        "sps when greedy (--temperature 0) and mtad when sampling; when sampling it says which it chose and "
+        "whether that is lossless (ar, sps and aded are: the same distribution as AR sampling; mtad is not, "
+        "by design) (default: auto)",
     )
     g.add_argument(
         "--max-new-tokens", type=int, default=max_new_tokens, metavar="N",
         help=f"stop after N new tokens (default: {max_new_tokens})",
     )  # fmt: skip
+    # Unset sampling settings: the MTAD paper's with --method mtad / mtad-tree (where greedy
+    # gains nothing), else greedy (see _sampling).
+    paper = "; with --method mtad or mtad-tree: {} (the MTAD paper's)"
     g.add_argument(
-        "--temperature", type=float, default=0.0, metavar="T",
-        help="target sampling temperature; 0 is greedy decoding (default: 0)",
+        "--temperature", type=float, default=None, metavar="T",
+        help="target sampling temperature; 0 is greedy decoding (default: 0"
+        + paper.format(f"{PAPER_SAMPLING['temperature']:g}") + ")",
     )  # fmt: skip
     g.add_argument(
-        "--top-k", type=int, default=0, metavar="K",
-        help="sample among the K most likely tokens; 0 keeps all (default: 0)",
+        "--top-k", type=int, default=None, metavar="K",
+        help="sample among the K most likely tokens; 0 keeps all (default: 0" + paper.format(PAPER_SAMPLING["top_k"])
+        + ")",
     )  # fmt: skip
     g.add_argument(
-        "--top-p", type=float, default=1.0, metavar="P",
-        help="sample from the smallest set of tokens whose probability reaches P; 0 or 1 keeps all (default: 1.0)",
+        "--top-p", type=float, default=None, metavar="P",
+        help="sample from the smallest set of tokens whose probability reaches P; 0 or 1 keeps all (default: 1.0"
+        + paper.format(PAPER_SAMPLING["top_p"]) + ")",
     )  # fmt: skip
     g.add_argument(
         "--seed", type=int, default=0, metavar="N",
@@ -298,6 +307,7 @@ def _options(args: argparse.Namespace) -> GenerateOptions:
     # The decoding flags' dest names are GenerateOptions' field names; the table is loaded
     # with the model, ADED's flags make its AdedOptions.
     kw = {f.name: getattr(args, f.name) for f in fields(GenerateOptions) if f.name not in ("table", "aded")}
+    kw.update(_sampling(args))
     if args.method == "aded":
         kw["aded"] = dict(
             simulations=args.simulations,
@@ -311,15 +321,32 @@ def _options(args: argparse.Namespace) -> GenerateOptions:
     return GenerateOptions(**kw)
 
 
+def _sampling(args: argparse.Namespace) -> dict[str, Any]:
+    """--temperature, --top-k, --top-p as given; those left unset are the MTAD paper's for the
+    MTAD methods, greedy for the others."""
+    from .methods import MTAD_METHODS, PAPER_SAMPLING
+
+    unset = PAPER_SAMPLING if args.method in MTAD_METHODS else {"temperature": 0.0, "top_k": 0, "top_p": 1.0}
+    return {k: unset[k] if getattr(args, k) is None else getattr(args, k) for k in unset}
+
+
 def _load(args: argparse.Namespace) -> tuple[Any, GenerateOptions]:
     """Check every option, then load the target (fetching the default), the draft and the
     table; return the Generator and the generation options."""
     from .loader import load
-    from .methods import DRAFT_METHODS, resolve_method
+    from .methods import DRAFT_METHODS, is_lossless, resolve_method
 
     # Check the numbers and folders before a model is fetched or loaded.
     options = _options(args)
     method = resolve_method(args.method, args.draft is not None, options.temperature)
+    if args.method == "auto" and options.temperature > 0:
+        why = (
+            "lossless: it samples from the same distribution as AR sampling"
+            if is_lossless(method)
+            else "not lossless: MTAD accepts by joint likelihood, a different distribution than AR sampling's, "
+            "by design"
+        )
+        print(f"mtad: --method auto chose {method} ({why})", file=sys.stderr)
     draft = args.draft
     if draft is not None:
         draft = draft.expanduser()
