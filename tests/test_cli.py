@@ -18,8 +18,8 @@ from typing import Any
 
 import mtad
 import pytest
+from mtad import Generator
 from mtad.cli import _build_parser, main
-from mtad.generate import Generator
 
 SAMPLED = ["--temperature", "1", "--top-k", "10", "--top-p", "0.9", "--seed", "3"]
 SAMPLED_KW = dict(temperature=1.0, top_k=10, top_p=0.9, seed=3)
@@ -186,10 +186,49 @@ def test_chat_aded_keeps_one_table_and_saves_it_at_exit(gen: Generator, tiny_dir
 
 def test_mtad_at_temperature_zero_warns(tiny_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["generate", "the", "--model", str(tiny_dirs["target"]), "--draft", str(tiny_dirs["draft"]),
-               "--method", "mtad-tree", "--max-new-tokens", "4"])  # fmt: skip
+               "--method", "mtad-tree", "--temperature", "0", "--max-new-tokens", "4"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 0
     assert err.startswith("mtad: warning: method mtad-tree with a greedy target (temperature 0) gives no quality gain")
+
+
+@pytest.mark.parametrize("method", ["mtad", "mtad-tree"])
+def test_mtad_without_sampling_options_samples_with_the_papers_settings(
+    gen: Generator, tiny_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str], method: str
+) -> None:
+    base = ["generate", "the world", "--model", str(tiny_dirs["target"]), "--draft", str(tiny_dirs["draft"]),
+            "--method", method, "--max-new-tokens", "16", "--seed", "5", "--json"]  # fmt: skip
+    assert main(base) == 0
+    out, err = capsys.readouterr()
+    paper = gen.generate(messages=[user("the world")], max_new_tokens=16, seed=5, method=method,
+                         temperature=1.0, top_k=10, top_p=0.9)  # fmt: skip
+    assert json.loads(out)["token_ids"] == paper.token_ids
+    assert "warning" not in err
+    # Explicit settings are kept, also one of three: T = 0.5 with the paper's top-k and top-p.
+    assert main([*base, "--temperature", "0.5"]) == 0
+    half = gen.generate(messages=[user("the world")], max_new_tokens=16, seed=5, method=method,
+                        temperature=0.5, top_k=10, top_p=0.9)  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["token_ids"] == half.token_ids
+    # Other methods stay greedy by default.
+    assert main([*base[:7], "sps", *base[8:]]) == 0
+    greedy = gen.generate(messages=[user("the world")], max_new_tokens=16, method="ar")
+    assert json.loads(capsys.readouterr().out)["token_ids"] == greedy.token_ids
+
+
+def test_auto_method_says_what_it_chose_when_sampling(
+    tiny_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    target, draft = str(tiny_dirs["target"]), str(tiny_dirs["draft"])
+    common = ["--max-new-tokens", "4", "--json"]
+    assert main(["generate", "the", "--model", target, "--draft", draft, *common, *SAMPLED]) == 0
+    assert "mtad: --method auto chose mtad (not lossless" in capsys.readouterr().err
+    assert main(["generate", "the", "--model", target, *common, *SAMPLED]) == 0
+    assert "mtad: --method auto chose ar (lossless" in capsys.readouterr().err
+    assert main(["generate", "the", "--model", target, "--draft", draft, *common]) == 0  # greedy: sps, silent
+    assert "chose" not in capsys.readouterr().err
+    proc = run_cli("generate", "--help")
+    text = re.sub(r"-\s+", "-", " ".join(proc.stdout.split()))  # argparse wraps lines at hyphens too
+    assert "mtad and mtad-tree sample with the MTAD paper's settings (T=1, top-k 10, top-p 0.9)" in text
 
 
 # -- chat -----------------------------------------------------------------------------

@@ -386,7 +386,7 @@ def test_committed_draft_is_small_and_documented() -> None:
 
 @pytest.mark.smollm2
 def test_committed_draft_shares_the_target_vocabulary(smollm2_dir: Path) -> None:
-    from mtad.generate import check_draft_compatible
+    from mtad.compat import check_draft_compatible
     from mtad.tokenizer import Tokenizer
 
     def config(d: Path) -> dict:

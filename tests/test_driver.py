@@ -15,7 +15,7 @@ from typing import Any
 import mtad
 import pytest
 from conftest import write_tiny_tokenizer
-from mtad.generate import AdedOptions, Generator, IncompatibleDraftError, MtadGreedyWarning
+from mtad import AdedOptions, Generator, IncompatibleDraftError, MtadGreedyWarning
 from mtad.tokenizer import Tokenizer
 
 METHODS = ["ar", "sps", "mtad", "mtad-tree"]

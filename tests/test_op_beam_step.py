@@ -9,12 +9,15 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 import torch
-from test_op_sampling import cuda, random_logits, reference_normalize, rng_uniform
+from reference.sampling import normalize as reference_normalize
+from reference.sampling import random_logits
+from rng_ref import rng_uniform
 from torch import Tensor
 
 import mtad_ext
 
 ops = mtad_ext.ops
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 NEG_INF = -math.inf
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from mtad.sampling import normalize as ref_normalize
+from reference.sampling import normalize
 from rng_ref import uniform
 
 from mtad_ext import ops
@@ -23,6 +23,11 @@ MARGIN = 1e-4
 DRAW_MARGIN = 1e-6
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def ref_normalize(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """The reference log-probabilities in float32, as the ops take them."""
+    return normalize(logits, temperature, top_k, top_p)[0].float()
 
 
 # ---- the engine's counter-based uniforms (csrc/ops/rng.h, replicated in rng_ref.py) ---

@@ -14,14 +14,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "AdedOptions": ".generate",
+    "AdedOptions": ".aded_options",
     "FetchError": ".fetch",
     "fetch_default": ".fetch",
-    "GenerationResult": ".generate",
+    "GenerateOptions": ".options",
+    "GenerationResult": ".result",
     "Generator": ".generate",
-    "IncompatibleDraftError": ".generate",
-    "MtadGreedyWarning": ".generate",
-    "load": ".generate",
+    "IncompatibleDraftError": ".compat",
+    "METHODS": ".methods",
+    "MtadGreedyWarning": ".methods",
+    "load": ".loader",
     "StreamDecoder": ".tokenizer",
     "Tokenizer": ".tokenizer",
 }
@@ -29,9 +31,11 @@ _EXPORTS = {
 __all__ = [
     "AdedOptions",
     "FetchError",
+    "GenerateOptions",
     "GenerationResult",
     "Generator",
     "IncompatibleDraftError",
+    "METHODS",
     "MtadGreedyWarning",
     "StreamDecoder",
     "Tokenizer",
@@ -40,8 +44,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .aded_options import AdedOptions
+    from .compat import IncompatibleDraftError
     from .fetch import FetchError, fetch_default
-    from .generate import AdedOptions, GenerationResult, Generator, IncompatibleDraftError, MtadGreedyWarning, load
+    from .generate import Generator
+    from .loader import load
+    from .methods import METHODS, MtadGreedyWarning
+    from .options import GenerateOptions
+    from .result import GenerationResult
     from .tokenizer import StreamDecoder, Tokenizer
 
 

@@ -8,13 +8,17 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .fetch import FetchError, default_model_dir, fetch_default, is_complete
+from .params import DTYPES
+
+if TYPE_CHECKING:
+    from .options import GenerateOptions
 
 EXIT_ERROR = 2
-DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
 class _CliError(Exception):
@@ -61,7 +65,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> None:
-    from .generate import METHOD_CHOICES
+    from .methods import METHOD_CHOICES, PAPER_SAMPLING
 
     g = p.add_argument_group("decoding")
     g.add_argument(
@@ -72,24 +76,33 @@ def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> No
         "exact), mtad (multi-token assisted decoding: the draft's beam, accepted by joint "
         "likelihood), mtad-tree (MTAD verifying every beam as a tree), aded (no draft model: "
         "drafts from a tri-gram table that adapts to the text, see --table; exact). sps / mtad / "
-        "mtad-tree need --draft. auto: ar without a draft; with one, sps when greedy "
-        "(--temperature 0) and mtad when sampling (default: auto)",
+        "mtad-tree need --draft. mtad and mtad-tree sample with the MTAD paper's settings (T=1, top-k 10, "
+        "top-p 0.9) unless --temperature / --top-k / --top-p say otherwise. auto: ar without a draft; with one, "
+        "sps when greedy (--temperature 0) and mtad when sampling; when sampling it says which it chose and "
+        "whether that is lossless (ar, sps and aded are: the same distribution as AR sampling; mtad is not, "
+        "by design) (default: auto)",
     )
     g.add_argument(
         "--max-new-tokens", type=int, default=max_new_tokens, metavar="N",
         help=f"stop after N new tokens (default: {max_new_tokens})",
     )  # fmt: skip
+    # Unset sampling settings: the MTAD paper's with --method mtad / mtad-tree (where greedy
+    # gains nothing), else greedy (see _sampling).
+    paper = "; with --method mtad or mtad-tree: {} (the MTAD paper's)"
     g.add_argument(
-        "--temperature", type=float, default=0.0, metavar="T",
-        help="target sampling temperature; 0 is greedy decoding (default: 0)",
+        "--temperature", type=float, default=None, metavar="T",
+        help="target sampling temperature; 0 is greedy decoding (default: 0"
+        + paper.format(f"{PAPER_SAMPLING['temperature']:g}") + ")",
     )  # fmt: skip
     g.add_argument(
-        "--top-k", type=int, default=0, metavar="K",
-        help="sample among the K most likely tokens; 0 keeps all (default: 0)",
+        "--top-k", type=int, default=None, metavar="K",
+        help="sample among the K most likely tokens; 0 keeps all (default: 0" + paper.format(PAPER_SAMPLING["top_k"])
+        + ")",
     )  # fmt: skip
     g.add_argument(
-        "--top-p", type=float, default=1.0, metavar="P",
-        help="sample from the smallest set of tokens whose probability reaches P; 0 or 1 keeps all (default: 1.0)",
+        "--top-p", type=float, default=None, metavar="P",
+        help="sample from the smallest set of tokens whose probability reaches P; 0 or 1 keeps all (default: 1.0"
+        + paper.format(PAPER_SAMPLING["top_p"]) + ")",
     )  # fmt: skip
     g.add_argument(
         "--seed", type=int, default=0, metavar="N",
@@ -134,7 +147,7 @@ def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> No
 
 
 def _add_aded_options(p: argparse.ArgumentParser) -> None:
-    from .generate import AdedOptions
+    from .aded_options import AdedOptions
 
     dflt = AdedOptions()
     a = p.add_argument_group("ADED (--method aded)")
@@ -287,17 +300,14 @@ def _model_dir(arg: Path | None) -> Path:
     return default if is_complete(default) else fetch_default()
 
 
-def _method_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kw: dict[str, Any] = dict(
-        method=args.method,
-        gamma=args.gamma,
-        width=args.width,
-        tau=args.tau,
-        draft_temperature=args.draft_temperature,
-        draft_top_k=args.draft_top_k,
-        draft_top_p=args.draft_top_p,
-        with_replacement=args.with_replacement,
-    )
+def _options(args: argparse.Namespace) -> GenerateOptions:
+    """The generation options the command line gives (checked: ValueError names a bad one)."""
+    from .options import GenerateOptions
+
+    # The decoding flags' dest names are GenerateOptions' field names; the table is loaded
+    # with the model, ADED's flags make its AdedOptions.
+    kw = {f.name: getattr(args, f.name) for f in fields(GenerateOptions) if f.name not in ("table", "aded")}
+    kw.update(_sampling(args))
     if args.method == "aded":
         kw["aded"] = dict(
             simulations=args.simulations,
@@ -308,32 +318,35 @@ def _method_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             adapt=not args.no_adapt,
             adapt_prompt=None if args.adapt_prompt is None else args.adapt_prompt == "on",
         )
-    return kw
+    return GenerateOptions(**kw)
 
 
-def _gen_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        stop=args.stop,
-        **_method_kwargs(args),
-    )
+def _sampling(args: argparse.Namespace) -> dict[str, Any]:
+    """--temperature, --top-k, --top-p as given; those left unset are the MTAD paper's for the
+    MTAD methods, greedy for the others."""
+    from .methods import MTAD_METHODS, PAPER_SAMPLING
+
+    unset = PAPER_SAMPLING if args.method in MTAD_METHODS else {"temperature": 0.0, "top_k": 0, "top_p": 1.0}
+    return {k: unset[k] if getattr(args, k) is None else getattr(args, k) for k in unset}
 
 
-def _load(args: argparse.Namespace) -> Any:
-    """Check every option, then load the target (fetching the default), the draft and the table."""
-    from .generate import DRAFT_METHODS, Generator, load, resolve_method
+def _load(args: argparse.Namespace) -> tuple[Any, GenerateOptions]:
+    """Check every option, then load the target (fetching the default), the draft and the
+    table; return the Generator and the generation options."""
+    from .loader import load
+    from .methods import DRAFT_METHODS, is_lossless, resolve_method
 
     # Check the numbers and folders before a model is fetched or loaded.
-    kw = _gen_kwargs(args)
-    Generator.check_args(
-        kw.pop("max_new_tokens"), kw.pop("temperature"), kw.pop("top_k"), kw.pop("top_p"),
-        kw.pop("seed"), kw.pop("stop"), **kw,
-    )  # fmt: skip
-    method = resolve_method(args.method, args.draft is not None, args.temperature)
+    options = _options(args)
+    method = resolve_method(args.method, args.draft is not None, options.temperature)
+    if args.method == "auto" and options.temperature > 0:
+        why = (
+            "lossless: it samples from the same distribution as AR sampling"
+            if is_lossless(method)
+            else "not lossless: MTAD accepts by joint likelihood, a different distribution than AR sampling's, "
+            "by design"
+        )
+        print(f"mtad: --method auto chose {method} ({why})", file=sys.stderr)
     draft = args.draft
     if draft is not None:
         draft = draft.expanduser()
@@ -350,7 +363,8 @@ def _load(args: argparse.Namespace) -> Any:
         raise FileNotFoundError(f"tri-gram table not found: {table}")
     if args.save_table is not None and args.save_table.expanduser().is_dir():
         raise _CliError(f"--save-table {args.save_table} is a folder; give a file name")
-    return load(_model_dir(args.model), draft_dir=draft, device=args.device, dtype=args.dtype, table=table)
+    gen = load(_model_dir(args.model), draft_dir=draft, device=args.device, dtype=args.dtype, table=table)
+    return gen, options
 
 
 def _save_table(gen: Any, args: argparse.Namespace) -> None:
@@ -390,7 +404,7 @@ def _stream_to_stdout(gen: Any, **kwargs: Any) -> Any:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    gen = _load(args)
+    gen, options = _load(args)
     use_chat = not args.no_chat and gen.tokenizer.chat_template is not None
     if args.system is not None and not use_chat:
         raise _CliError("--system needs the chat template (the model has none, or --no-chat was given)")
@@ -401,11 +415,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     else:
         prompt_kw = {"prompt": args.prompt}
     if args.json:
-        result = gen.generate(**prompt_kw, **_gen_kwargs(args))
+        result = gen.generate(**prompt_kw, options=options)
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         _save_table(gen, args)
         return 0
-    result = _stream_to_stdout(gen, **prompt_kw, **_gen_kwargs(args))
+    result = _stream_to_stdout(gen, **prompt_kw, options=options)
     _save_table(gen, args)  # before the summary, which stays the last line
     if result is not None:
         print(_summary(result), file=sys.stderr)
@@ -416,17 +430,17 @@ CHAT_HELP = "commands: /reset clears the conversation, /exit quits (so does Ctrl
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
-    gen = _load(args)
+    gen, options = _load(args)
     if gen.tokenizer.chat_template is None:
         raise _CliError(f"{gen.tokenizer.model_dir} has no chat template; use `mtad generate --no-chat` instead")
     try:
-        return _chat(gen, args)
+        return _chat(gen, args, options)
     finally:
         # At exit, however the session ends: the table learned from every reply.
         _save_table(gen, args)
 
 
-def _chat(gen: Any, args: argparse.Namespace) -> int:
+def _chat(gen: Any, args: argparse.Namespace, options: GenerateOptions) -> int:
     interactive = sys.stdin.isatty()
     base: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system is not None else []
     history = list(base)
@@ -463,7 +477,7 @@ def _chat(gen: Any, args: argparse.Namespace) -> int:
             continue
         history.append({"role": "user", "content": line})
         try:
-            result = _stream_to_stdout(gen, messages=history, **_gen_kwargs(args))
+            result = _stream_to_stdout(gen, messages=history, options=options)
         except KeyboardInterrupt:
             sys.stdout.write("\n")
             print("(reply interrupted; not kept)", file=sys.stderr)

@@ -19,3 +19,7 @@ def check_params(temperature: float, top_k: int, top_p: float) -> None:
         raise ValueError(f"top_p must be a number, got {top_p!r}")
     if not (0.0 <= top_p <= 1.0):  # also rejects NaN
         raise ValueError(f"top_p must be in [0, 1] (0 or 1 = keep all), got {top_p}")
+
+
+# Weight types a model loads in (mtad.load's dtype, the command's --dtype).
+DTYPES = ("auto", "float32", "float16", "bfloat16")

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import torch
+
 from mtad.distill import arg_types, evaluate, export, prompt_sets, prompts, student, teacher_data, train
 
 # training batches whose MLP activity ranks the neurons for --shrink-intermediate (~130 K tokens)
@@ -102,6 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     import transformers
+
     from mtad.fetch import fetch_default
 
     args = parse_args(argv)

@@ -165,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
+    from transformers import AutoTokenizer
+
     from mtad.distill import arg_types, prompt_sets
     from mtad.fetch import fetch_default
-    from transformers import AutoTokenizer
 
     ap = argparse.ArgumentParser(prog="python -m mtad.distill.evaluate", description=main.__doc__)
     ap.add_argument(
@@ -203,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     teacher_dir = args.teacher or fetch_default()
     tok = AutoTokenizer.from_pretrained(teacher_dir)
     import torch
-    from mtad.distill import train
     from transformers import AutoModelForCausalLM
+
+    from mtad.distill import train
 
     sets = prompt_sets.from_args(teacher_dir, args)
     items = [p for s in sets for p in s.prompts]

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from mtad.distill.prompts import HELD_OUT_EVERY, Prompt, cache_dir
 
 OPENINGS = (
@@ -25,11 +26,11 @@ MAX_WORDS = 48  # tokens a request may take
 
 
 def _texts(model_dir: Path, n: int, seed: int, log: bool) -> list[str]:
-    from mtad.distill import engine_batch
-    from mtad.distill.teacher_data import MODES, TOP_K, choose
     from transformers import AutoTokenizer
 
     import mtad_ext
+    from mtad.distill import engine_batch
+    from mtad.distill.teacher_data import MODES, TOP_K, choose
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     marker = "\u2063"

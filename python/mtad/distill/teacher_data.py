@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from mtad.distill.prompts import Prompt
 
 TOP_K = 32
@@ -86,10 +87,10 @@ def build(
     log: bool = True,
 ) -> list[Path]:
     """Answers every prompt in every mode; writes and returns the shard files (existing ones are kept)."""
-    from mtad.distill import engine_batch
     from transformers import AutoTokenizer
 
     import mtad_ext
+    from mtad.distill import engine_batch
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = mtad_ext.load_model(str(model_dir), dtype="float32")

