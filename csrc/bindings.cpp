@@ -107,16 +107,7 @@ void bind_decoder(py::module_& m) {
       .def_property_readonly("draft_cache", &Decoder::draft_cache, py::return_value_policy::reference_internal);
 }
 
-// ---- ADED (algorithms.md 4): the tri-gram table, its parameters, the trie ops --------
-py::dict trie_accept_dict(const mtad::ops::TreeAcceptResult& r) {
-  py::dict d;
-  d["accept_len"] = r.accept_len;
-  d["accept_node"] = r.accept_node;
-  d["path"] = r.path;
-  d["next_token"] = r.next_token;
-  return d;
-}
-
+// ---- ADED (algorithms.md 4): the tri-gram table and its parameters ---------------------
 mtad::MctsReward parse_reward(const std::string& s) {
   if (s == "table") return mtad::MctsReward::Table;
   if (s == "public") return mtad::MctsReward::Public;
@@ -331,25 +322,6 @@ void bind_aded(py::module_& m) {
       .def_property(
           "aded_params", [](const mtad::Decoder& d) { return d.config().aded; },
           [](mtad::Decoder& d, const AdedParams& p) { d.set_aded_params(p); }, "ADED parameters (AdedParams).");
-
-  auto ops = py::reinterpret_borrow<py::module_>(m.attr("ops"));
-  ops.def(
-      "tree_accept",
-      [](const at::Tensor& target, const at::Tensor& parents, const at::Tensor& tokens) {
-        return trie_accept_dict(mtad::ops::tree_accept(target, parents, tokens));
-      },
-      py::arg("target"), py::arg("parents"), py::arg("tokens"),
-      "Greedy acceptance of a draft trie (ADED). target: logits [N + 1, V] or argmax ids int64 [N + 1].\n"
-      "Returns a dict: accept_len, accept_node, path (int64 [accept_len], CPU), next_token.");
-  ops.def(
-      "tree_sample",
-      [](const at::Tensor& logprobs, const at::Tensor& parents, const at::Tensor& tokens, uint64_t seed,
-         uint64_t offset) {
-        return trie_accept_dict(mtad::ops::tree_sample(logprobs, parents, tokens, seed, offset));
-      },
-      py::arg("target_logprobs"), py::arg("parents"), py::arg("tokens"), py::arg("seed"), py::arg("offset"),
-      "Lossless multi-candidate rejection sampling over a draft trie (normalised target log-probs\n"
-      "[N + 1, V]). Returns the same dict as tree_accept.");
 }
 
 void register_errors(py::module_& m) {
@@ -426,90 +398,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "(auto = float32; float16/bfloat16 halve the bytes each decode step reads). mmap: on the CPU, run from the file mapping without copying (default: copy\n"
       "into huge-page memory in the 8-row panel layout of the CPU kernels, which decodes faster).");
 
-  auto ops = m.def_submodule("ops", "The engine's fused kernels on plain tensors");
-  ops.def("linear", [](const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
-    return mtad::ops::linear(x, w, opt(b));
-  }, py::arg("x"), py::arg("w"), py::arg("b") = py::none());
-  ops.def("rms_norm", &mtad::ops::rms_norm, py::arg("x"), py::arg("w"), py::arg("eps"));
-  ops.def("layer_norm", [](const at::Tensor& x, const std::optional<at::Tensor>& w,
-                           const std::optional<at::Tensor>& b, double eps) {
-    return mtad::ops::layer_norm(x, opt(w), opt(b), eps);
-  }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("eps"));
-  ops.def("rope_", [](at::Tensor x, const at::Tensor& positions, const at::Tensor& inv_freq) {
-    mtad::ops::rope_(x, positions, inv_freq);
-  }, py::arg("x"), py::arg("positions"), py::arg("inv_freq"));
-  ops.def("tree_attention", [](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t prefix,
-                               const std::optional<at::Tensor>& mask, double scale) {
-    return mtad::ops::tree_attention(q, k, v, prefix, opt(mask), scale);
-  }, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("prefix"), py::arg("mask"), py::arg("scale"));
-  ops.def("silu_mul", &mtad::ops::silu_mul, py::arg("gate"), py::arg("up"));
-  ops.def("relu_", [](at::Tensor x) { mtad::ops::relu_(x); }, py::arg("x"));
-  ops.def("linear_add_", [](at::Tensor y, const at::Tensor& x, const at::Tensor& w,
-                            const std::optional<at::Tensor>& b) { mtad::ops::linear_add_(y, x, w, opt(b)); },
-          py::arg("y"), py::arg("x"), py::arg("w"), py::arg("b") = py::none(), "y += x @ w.T (+ b), in place.");
-  ops.def("gate_up_silu", [](const at::Tensor& x, const at::Tensor& w_gate, const at::Tensor& w_up,
-                             const std::optional<at::Tensor>& b_gate, const std::optional<at::Tensor>& b_up) {
-    return mtad::ops::gate_up_silu(x, w_gate, w_up, opt(b_gate), opt(b_up));
-  }, py::arg("x"), py::arg("w_gate"), py::arg("w_up"), py::arg("b_gate") = py::none(), py::arg("b_up") = py::none(),
-     "silu(x @ w_gate.T + b_gate) * (x @ w_up.T + b_up), both projections in one pass.");
-  ops.def("linear_relu", [](const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b) {
-    return mtad::ops::linear_relu(x, w, opt(b));
-  }, py::arg("x"), py::arg("w"), py::arg("b") = py::none(), "relu(x @ w.T + b).");
-  ops.def("qkv_rope", [](const at::Tensor& x, const at::Tensor& wq, const at::Tensor& wk, const at::Tensor& wv,
-                         const std::optional<at::Tensor>& bq, const std::optional<at::Tensor>& bk,
-                         const std::optional<at::Tensor>& bv, const std::optional<at::Tensor>& positions,
-                         const std::optional<at::Tensor>& inv_freq, at::Tensor k_out, at::Tensor v_out) {
-    return mtad::ops::qkv_rope(x, wq, wk, wv, opt(bq), opt(bk), opt(bv), opt(positions), opt(inv_freq), k_out, v_out);
-  }, py::arg("x"), py::arg("wq"), py::arg("wk"), py::arg("wv"), py::arg("bq"), py::arg("bk"), py::arg("bv"),
-     py::arg("positions"), py::arg("inv_freq"), py::arg("k_out"), py::arg("v_out"),
-     "q, k, v projections in one pass, RoPE on q and k when inv_freq is given; k and v written\n"
-     "into k_out / v_out [T, KVH, D]; returns q [T, H, D].");
-  ops.def("set_min_parallel_work", [](int64_t n) {
-    return mtad::ops::cpu::min_parallel_work().exchange(std::max<int64_t>(0, n));
-  }, py::arg("n"),
-     "Least multiply-adds a CPU kernel splits across threads (default 65536); returns the previous\n"
-     "value. Tests set 0 so that tiny models run the multi-thread paths.");
-  // [pybind: sampling, beam_step]
-  ops.def("normalize", &mtad::ops::normalize, py::arg("logits"), py::arg("temperature"), py::arg("top_k"),
-          py::arg("top_p"),
-          "Log-probabilities [R, V] from logits [R, V] (algorithms.md section 0), -inf for removed tokens.");
-  ops.def("sample", &mtad::ops::sample, py::arg("logprobs"), py::arg("seed"), py::arg("offset"),
-          "One token per row (int64 [R]); row r draws u = rng(seed, offset + r).");
-  ops.def("beam_step", &mtad::ops::beam_step, py::arg("logits"), py::arg("scores"), py::arg("width"),
-          py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("with_replacement"), py::arg("seed"),
-          py::arg("offset"),
-          "One MTAD draft beam step (algorithms.md 3.1). Returns (parent, token, token_logprob, score),\n"
-          "each [M], by descending joint score; scores renormalised over the M chosen.");
-  // [pybind: verify, sps_accept, kv_compact]
-  ops.def("verify", [](const at::Tensor& target_logits, const at::Tensor& parents, const at::Tensor& tokens,
-                       const at::Tensor& best_lq, double tau, double temperature, int64_t top_k, double top_p,
-                       uint64_t seed, uint64_t offset) {
-    const mtad::ops::VerifyResult r =
-        mtad::ops::verify(target_logits, parents, tokens, best_lq, tau, temperature, top_k, top_p, seed, offset);
-    py::dict d;
-    d["accept_len"] = r.accept_len;
-    d["accept_node"] = r.accept_node;
-    d["path"] = r.path;
-    d["bonus_token"] = r.bonus_token;
-    d["node_logprob"] = r.node_logprob;
-    return d;
-  }, py::arg("target_logits"), py::arg("parents"), py::arg("tokens"), py::arg("best_lq"), py::arg("tau"),
-     py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("seed"), py::arg("offset"),
-     "Joint-likelihood verification of a draft tree (algorithms.md 3.2 / 3.3). Returns a dict:\n"
-     "accept_len, accept_node, path (int64 [accept_len]), bonus_token, node_logprob (float32 [N]).");
-  ops.def("sps_accept", &mtad::ops::sps_accept, py::arg("target_logprobs"), py::arg("draft_logprobs"),
-          py::arg("tokens"), py::arg("seed"), py::arg("offset"),
-          "Speculative-sampling acceptance of one draft chain; returns (n_accepted, next_token).");
-  ops.def("kv_compact", [](at::Tensor k, at::Tensor v, int64_t prefix, const at::Tensor& slots) {
-    mtad::ops::kv_compact(k, v, prefix, slots);
-  }, py::arg("k"), py::arg("v"), py::arg("prefix"), py::arg("slots"),
-     "Move the K/V rows at `slots` of every layer to prefix, prefix + 1, ... (in place).");
-
-  bind_aded(m);  // after Decoder and ops exist: it extends both
+  bind_aded(m);  // after Decoder exists: it extends it
 }
 
-// The same kernels as torch operators (torch.ops.mtad.*), so another PyTorch runtime can
-// call them on its own tensors. Seeds and offsets are int64 in the schema.
+// Every op, registered once as a torch operator (torch.ops.mtad.*): another PyTorch
+// runtime calls the fused kernels on its own tensors, and mtad_ext/ops.py wraps these for
+// Python (unsigned seeds, dict results). Seeds and offsets are int64 in the schema (the
+// same 64 bits as the kernels' uint64).
 TORCH_LIBRARY(mtad, m) {
   m.def("rms_norm(Tensor x, Tensor w, float eps) -> Tensor", &mtad::ops::rms_norm);
   m.def("silu_mul(Tensor gate, Tensor up) -> Tensor", &mtad::ops::silu_mul);
@@ -553,6 +448,10 @@ TORCH_LIBRARY(mtad, m) {
            const std::optional<at::Tensor>& mask, double scale) {
           return mtad::ops::tree_attention(q, k, v, prefix, opt(mask), scale);
         });
+  m.def("set_min_parallel_work(int n) -> int", [](int64_t n) {
+    // Least multiply-adds a CPU kernel splits across threads; returns the previous value.
+    return mtad::ops::cpu::min_parallel_work().exchange(std::max<int64_t>(0, n));
+  });
   // [torch.library: sampling, beam_step]
   m.def("normalize(Tensor logits, float temperature, int top_k, float top_p) -> Tensor", &mtad::ops::normalize);
   m.def("sample(Tensor logprobs, int seed, int offset) -> Tensor",

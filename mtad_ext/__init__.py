@@ -1,11 +1,13 @@
 """mtad's native engine: load Llama / OPT models from safetensors and run them.
 
 `import mtad_ext` loads the compiled module `mtad_ext._C`; torch is imported first so
-that its shared libraries are in place.
+that its shared libraries are in place. `mtad_ext.ops` holds the fused kernels (typed
+wrappers over the torch operators `torch.ops.mtad.*` that _C registers).
 """
 
 import torch  # noqa: F401  (loads libtorch before the extension)
 
+from . import ops
 from ._C import (
     AdedParams,
     ConfigError,
@@ -18,7 +20,6 @@ from ._C import (
     TrigramTable,
     WeightError,
     load_model,
-    ops,
 )
 
 __all__ = [

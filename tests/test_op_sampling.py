@@ -220,11 +220,6 @@ def test_normalize_rejects_bad_logits(logits: Tensor, match: str) -> None:
         ops.normalize(logits, 1.0, 0, 1.0)
 
 
-def test_torch_library_normalize() -> None:
-    logits = random_logits(4, 20, seed=2)
-    assert torch.equal(torch.ops.mtad.normalize(logits, 0.9, 5, 0.8), ops.normalize(logits, 0.9, 5, 0.8))
-
-
 # ---- sample -------------------------------------------------------------------------------
 
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Compile-only check of every CUDA source under csrc/ (needs nvcc, no GPU): one line per
-# file, non-zero exit if any file fails to compile or compiles with a warning.
-# NVCC overrides the compiler, e.g. NVCC=/usr/local/cuda/bin/nvcc tools/check_cuda.sh.
+# file, non-zero exit if any file fails to compile or compiles with a warning. Then, when
+# python3 can import torch, a syntax-only pass over the host side of a CUDA build (the
+# MTAD_WITH_CUDA branches of csrc/ops/*.cpp) against torch's headers and the toolkit's.
+# NVCC overrides the compiler, e.g. NVCC=/usr/local/cuda/bin/nvcc tools/check_cuda.sh;
+# CXX the host compiler (default g++).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,17 +22,40 @@ if ((${#files[@]} == 0)); then
 fi
 
 failed=0
-for f in "${files[@]}"; do
-  if log=$("$NVCC" "${flags[@]}" "$f" 2>&1); then
-    echo "ok    $f"
+# check LABEL COMMAND...: runs the command, prints "ok" or "FAIL" and the label, counts failures.
+check() {
+  local label=$1 log
+  shift
+  if log=$("$@" 2>&1); then
+    echo "ok    $label"
   else
-    echo "FAIL  $f"
+    echo "FAIL  $label"
     printf '%s\n' "$log" | sed 's/^/      /' >&2
     failed=$((failed + 1))
   fi
+}
+for f in "${files[@]}"; do
+  check "$f" "$NVCC" "${flags[@]}" "$f"
 done
 
+# Host code of a CUDA build. A CPU torch ships the c10/cuda headers but not their
+# generated config header, which C10_CUDA_NO_CMAKE_CONFIGURE_FILE skips.
+checked=${#files[@]}
+if torch_inc=$(python3 -c 'import torch.utils.cpp_extension as c; print(" ".join(c.include_paths()))' 2>/dev/null); then
+  cuda_inc="$(dirname "$(dirname "$(command -v "$NVCC")")")/include"
+  host_flags=(-std=gnu++17 -fsyntax-only -DMTAD_WITH_CUDA -DC10_CUDA_NO_CMAKE_CONFIGURE_FILE -Wall -Wextra
+              -Wno-unused-parameter -Werror -I csrc -I "$cuda_inc")
+  for d in $torch_inc; do host_flags+=(-isystem "$d"); done
+  mapfile -d '' hosts < <(find csrc/ops -maxdepth 1 -name '*.cpp' -print0 | sort -z)
+  for f in "${hosts[@]}"; do
+    check "$f (MTAD_WITH_CUDA, syntax)" "${CXX:-g++}" "${host_flags[@]}" "$f"
+  done
+  checked=$((checked + ${#hosts[@]}))
+else
+  echo "check_cuda: python3 cannot import torch; skipping the host-code check"
+fi
+
 if ((failed > 0)); then
-  echo "check_cuda: $failed of ${#files[@]} file(s) failed" >&2
+  echo "check_cuda: $failed of $checked file(s) failed" >&2
   exit 1
 fi

@@ -5,6 +5,8 @@
 
 #include <tuple>
 
+#include "ops/detail/beam_step.h"
+
 namespace mtad::ops {
 
 // logits:  float32 [W_in, V], row j = draft logits after beam j

@@ -8,7 +8,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include "ops/cuda/launch.h"
+#include "ops/detail/common.h"  // cuda::DType
 #endif
 
 namespace mtad::ops {
@@ -26,6 +26,17 @@ inline void check_like(const at::Tensor& t, const at::Tensor& ref, const char* o
   TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": ", arg, " has dtype ", t.scalar_type(),
               " but the input has ", ref.scalar_type());
   TORCH_CHECK(t.is_contiguous(), op, ": ", arg, " must be contiguous");
+}
+
+// An int64 [n] index tensor (a tree's parents or tokens) on the device of `ref`, the
+// tensor named `ref_name`.
+inline void check_index_vector(const at::Tensor& t, const at::Tensor& ref, const char* op, const char* arg, int64_t n,
+                               const char* ref_name) {
+  TORCH_CHECK(t.defined(), op, ": ", arg, " is undefined");
+  TORCH_CHECK(t.scalar_type() == at::kLong, op, ": ", arg, " must be int64, got ", t.scalar_type());
+  TORCH_CHECK(t.dim() == 1 && t.size(0) == n, op, ": ", arg, " must be [", n, "], got shape ", t.sizes());
+  TORCH_CHECK(t.device() == ref.device(), op, ": ", arg, " is on ", t.device(), " but ", ref_name, " are on ",
+              ref.device());
 }
 
 // The CPU kernels compute in float32; other dtypes on the CPU go through ATen's float path.

@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include "ops/cuda/launch_verify.h"
 #include "ops/dispatch.h"
 
 namespace mtad::ops {

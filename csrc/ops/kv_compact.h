@@ -3,6 +3,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "ops/detail/kv_compact.h"
+
 namespace mtad::ops {
 
 // k, v:  [L, C, KVH, D] (a KVCache's tensors)

@@ -2,12 +2,10 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "ops/detail/norms.h"
+
 namespace mtad::ops {
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps);
 // w and b may be undefined (layer_norm_elementwise_affine = false).
 at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps);
-namespace cpu {
-void rms_norm_f32(const float* x, const float* w, float* y, int64_t T, int64_t H, float eps);
-void layer_norm_f32(const float* x, const float* w, const float* b, float* y, int64_t T, int64_t H, float eps);
-}
 }  // namespace mtad::ops

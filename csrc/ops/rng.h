@@ -5,11 +5,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define MTAD_HD __host__ __device__ __forceinline__
-#else
-#define MTAD_HD inline
-#endif
+#include "ops/detail/common.h"  // MTAD_HD
 
 namespace mtad::rng {
 

@@ -3,9 +3,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "ops/detail/rope.h"
+
 namespace mtad::ops {
 void rope_(at::Tensor& x, const at::Tensor& positions, const at::Tensor& inv_freq);
-namespace cpu {
-void rope_f32(float* x, const int64_t* positions, const float* inv_freq, int64_t T, int64_t heads, int64_t D);
-}
 }  // namespace mtad::ops

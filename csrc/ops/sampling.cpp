@@ -5,7 +5,6 @@
 #include <cmath>
 #include <limits>
 
-#include "ops/cuda/launch_beam.h"
 #include "ops/dispatch.h"
 
 namespace mtad::ops {

@@ -2,6 +2,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "ops/detail/sampling.h"
+
 namespace mtad::ops {
 
 // logits float32 [R, V] -> log-probs float32 [R, V], -inf for removed tokens.

@@ -11,14 +11,6 @@ namespace {
 
 namespace td = tree_accept_detail;
 
-void check_i64(const at::Tensor& t, const at::Tensor& ref, const char* op, const char* arg, int64_t n) {
-  TORCH_CHECK(t.defined(), op, ": ", arg, " is undefined");
-  TORCH_CHECK(t.scalar_type() == at::kLong, op, ": ", arg, " must be int64, got ", t.scalar_type());
-  TORCH_CHECK(t.dim() == 1 && t.size(0) == n, op, ": ", arg, " must be [", n, "], got shape ", t.sizes());
-  TORCH_CHECK(t.device() == ref.device(), op, ": ", arg, " is on ", t.device(), " but the target rows are on ",
-              ref.device());
-}
-
 // The header (and path) of a finished walk, on the host; throws on a bad trie.
 TreeAcceptResult finish(const char* op, const at::Tensor& info_host, int64_t N, int64_t V) {
   const int64_t* h = info_host.data_ptr<int64_t>();
@@ -55,8 +47,8 @@ TreeAcceptResult tree_accept(const at::Tensor& target, const at::Tensor& parents
     V = target.size(1);
   }
   const int64_t N = best.size(0) - 1;
-  check_i64(parents, target, "tree_accept", "parents", N);
-  check_i64(tokens, target, "tree_accept", "tokens", N);
+  check_index_vector(parents, target, "tree_accept", "parents", N, "the target rows");
+  check_index_vector(tokens, target, "tree_accept", "tokens", N, "the target rows");
   const at::Tensor par = parents.contiguous(), tok = tokens.contiguous();
   if (best.device().is_cpu()) {
     at::Tensor info = at::empty({td::info_size(N)}, best.options());
@@ -85,8 +77,8 @@ TreeAcceptResult tree_sample(const at::Tensor& target_logprobs, const at::Tensor
   TORCH_CHECK(t.dim() == 2 && t.size(0) >= 1 && t.size(1) > 0,
               "tree_sample: target_logprobs must be [N + 1, V] with V > 0, got ", t.sizes());
   const int64_t N = t.size(0) - 1, V = t.size(1);
-  check_i64(parents, t, "tree_sample", "parents", N);
-  check_i64(tokens, t, "tree_sample", "tokens", N);
+  check_index_vector(parents, t, "tree_sample", "parents", N, "the target rows");
+  check_index_vector(tokens, t, "tree_sample", "tokens", N, "the target rows");
   const at::Tensor lp = t.contiguous(), par = parents.contiguous(), tok = tokens.contiguous();
   at::Tensor info = at::empty({td::info_size(N)}, par.options());
   TreeAcceptResult r;

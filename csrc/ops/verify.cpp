@@ -6,7 +6,6 @@
 #include <array>
 #include <cmath>
 
-#include "ops/cuda/launch_verify.h"
 #include "ops/dispatch.h"
 #include "ops/sampling.h"
 
@@ -19,14 +18,6 @@ void check_f32(const at::Tensor& t, const char* op, const char* arg, int64_t dim
   TORCH_CHECK(t.defined(), op, ": ", arg, " is undefined");
   TORCH_CHECK(t.scalar_type() == at::kFloat, op, ": ", arg, " must be float32, got ", t.scalar_type());
   TORCH_CHECK(t.dim() == dim, op, ": ", arg, " must have ", dim, " dimension(s), got shape ", t.sizes());
-}
-
-void check_i64(const at::Tensor& t, const at::Tensor& ref, const char* op, const char* arg, int64_t n) {
-  TORCH_CHECK(t.defined(), op, ": ", arg, " is undefined");
-  TORCH_CHECK(t.scalar_type() == at::kLong, op, ": ", arg, " must be int64, got ", t.scalar_type());
-  TORCH_CHECK(t.dim() == 1 && t.size(0) == n, op, ": ", arg, " must be [", n, "], got shape ", t.sizes());
-  TORCH_CHECK(t.device() == ref.device(), op, ": ", arg, " is on ", t.device(), " but the logits are on ",
-              ref.device());
 }
 
 // Turns the tree pass's status into an exception naming the node and what is wrong.
@@ -50,8 +41,8 @@ VerifyResult verify(const at::Tensor& target_logits, const at::Tensor& parents, 
   check_f32(target_logits, "verify", "target_logits", 2);
   const int64_t N = target_logits.size(0) - 1, V = target_logits.size(1);
   TORCH_CHECK(N >= 0 && V > 0, "verify: target_logits must be [N + 1, V] with V > 0, got ", target_logits.sizes());
-  check_i64(parents, target_logits, "verify", "parents", N);
-  check_i64(tokens, target_logits, "verify", "tokens", N);
+  check_index_vector(parents, target_logits, "verify", "parents", N, "the logits");
+  check_index_vector(tokens, target_logits, "verify", "tokens", N, "the logits");
   check_f32(best_lq, "verify", "best_lq", 1);
   TORCH_CHECK(best_lq.device() == target_logits.device(), "verify: best_lq is on ", best_lq.device(),
               " but the logits are on ", target_logits.device());
@@ -112,7 +103,7 @@ std::pair<int64_t, int64_t> sps_accept(const at::Tensor& target_logprobs, const 
               G, ", ", V, "] (one row fewer than target_logprobs), got ", draft_logprobs.sizes());
   TORCH_CHECK(draft_logprobs.device() == target_logprobs.device(), "sps_accept: draft_logprobs is on ",
               draft_logprobs.device(), " but target_logprobs is on ", target_logprobs.device());
-  check_i64(tokens, target_logprobs, "sps_accept", "tokens", G);
+  check_index_vector(tokens, target_logprobs, "sps_accept", "tokens", G, "the logits");
   const at::Tensor tlp = target_logprobs.contiguous(), dlp = draft_logprobs.contiguous(), tok = tokens.contiguous();
 
   std::array<int64_t, 3> out{};  // accepted count, next token, first out-of-range token or -1

@@ -3,6 +3,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "ops/detail/verify.h"
+
 namespace mtad::ops {
 
 struct VerifyResult {

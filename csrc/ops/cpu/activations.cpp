@@ -1,4 +1,4 @@
-#include "ops/activations.h"
+#include "ops/detail/activations.h"
 
 #include <cmath>
 

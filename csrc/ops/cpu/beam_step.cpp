@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "ops/cuda/launch_beam.h"
+#include "ops/detail/beam_step.h"
 
 namespace mtad::ops::cpu {
 namespace {

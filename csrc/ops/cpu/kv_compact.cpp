@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "ops/cuda/launch_verify.h"
+#include "ops/detail/kv_compact.h"
 
 namespace mtad::ops::cpu {
 

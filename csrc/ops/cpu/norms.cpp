@@ -1,4 +1,4 @@
-#include "ops/norms.h"
+#include "ops/detail/norms.h"
 
 #include <cmath>
 

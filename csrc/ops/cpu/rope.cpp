@@ -1,4 +1,4 @@
-#include "ops/rope.h"
+#include "ops/detail/rope.h"
 
 #include <cmath>
 #include <vector>

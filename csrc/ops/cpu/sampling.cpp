@@ -10,7 +10,7 @@
 #include <limits>
 #include <vector>
 
-#include "ops/cuda/launch_beam.h"
+#include "ops/detail/sampling.h"
 
 namespace mtad::ops::cpu {
 namespace {

@@ -1,4 +1,4 @@
-#include "ops/tree_attention.h"
+#include "ops/detail/tree_attention.h"
 
 #include <ATen/Parallel.h>
 

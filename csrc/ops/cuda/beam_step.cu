@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "ops/cuda/common.cuh"
-#include "ops/cuda/launch_beam.h"
+#include "ops/detail/beam_step.h"
 
 namespace mtad::cuda {
 namespace {

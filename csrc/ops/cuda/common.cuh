@@ -1,6 +1,7 @@
 // Device helpers shared by the CUDA kernels: float conversion of the storage types,
-// warp/block reductions, dtype dispatch and launch-error checks. CUDA headers only, so
-// the .cu files compile with nvcc alone.
+// block reductions and scans, the block-wide inverse-CDF draw, dtype dispatch and
+// launch-error checks. CUDA headers and ops/detail/ only (no ATen), so the .cu files
+// compile with nvcc alone.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -14,7 +15,7 @@
 #include <string>
 #include <type_traits>
 
-#include "ops/cuda/launch.h"
+#include "ops/detail/common.h"  // DType
 
 namespace mtad::cuda {
 
@@ -43,53 +44,136 @@ __device__ __forceinline__ float round_to(float x) {
   return to_float(from_float<T>(x));
 }
 
-// ---- reductions --------------------------------------------------------------------------
+// ---- reductions, scans, draws -----------------------------------------------------------
 
-__device__ __forceinline__ float warp_reduce_sum(float v) {
+struct MaxOp {
+  template <class T>
+  __device__ T operator()(T a, T b) const { return a > b ? a : b; }
+};
+struct MinOp {
+  template <class T>
+  __device__ T operator()(T a, T b) const { return a < b ? a : b; }
+};
+struct SumOp {
+  template <class T>
+  __device__ T operator()(T a, T b) const { return a + b; }
+};
+// fmaxf: a NaN operand loses (MaxOp would keep or drop it by position).
+struct FMaxOp {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <class T, class Op>
+__device__ __forceinline__ T warp_reduce(T v, Op op) {
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
   return v;
 }
 
-__device__ __forceinline__ float warp_reduce_max(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
+__device__ __forceinline__ float warp_reduce_sum(float v) { return warp_reduce(v, SumOp{}); }
+__device__ __forceinline__ float warp_reduce_max(float v) { return warp_reduce(v, FMaxOp{}); }
 
-// Sum over the block, returned to every thread. blockDim.x must be a multiple of 32 (the
-// shuffles use a full mask) and at most 1024; smem holds at least 32 floats. Every thread
-// of the block must call it (it synchronises).
-__device__ __forceinline__ float block_reduce_sum(float v, float* smem) {
-  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  const unsigned nwarps = blockDim.x >> 5;
-  v = warp_reduce_sum(v);
+// Reduction over the block, returned to every thread; `identity` fills the unused lanes.
+// blockDim.x must be a multiple of 32 (the shuffles use a full mask) and at most 1024;
+// smem holds at least 32 values. Every thread of the block must call it (it synchronises).
+template <class T, class Op>
+__device__ T block_reduce(T v, T identity, Op op, T* smem) {
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  v = warp_reduce(v, op);
   if (lane == 0) smem[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    float r = warp_reduce_sum(lane < nwarps ? smem[lane] : 0.f);
+    const T r = warp_reduce(lane < nwarps ? smem[lane] : identity, op);
     if (lane == 0) smem[0] = r;
   }
   __syncthreads();
-  const float r = smem[0];
+  const T r = smem[0];
   __syncthreads();  // smem may be reused by the next call right away
   return r;
 }
 
+__device__ __forceinline__ float block_reduce_sum(float v, float* smem) { return block_reduce(v, 0.f, SumOp{}, smem); }
 __device__ __forceinline__ float block_reduce_max(float v, float* smem) {
-  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  const unsigned nwarps = blockDim.x >> 5;
-  v = warp_reduce_max(v);
-  if (lane == 0) smem[warp] = v;
+  return block_reduce(v, -INFINITY, FMaxOp{}, smem);
+}
+
+// Exclusive prefix sum of x over the block in thread order; *total gets the block's sum.
+// The same conditions as block_reduce (smem: 32 doubles).
+__device__ __forceinline__ double block_exclusive_scan(double x, double* smem, double* total) {
+  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  double incl = x;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const double y = __shfl_up_sync(0xffffffffu, incl, off);
+    if (lane >= unsigned(off)) incl += y;
+  }
+  const double up = __shfl_up_sync(0xffffffffu, incl, 1);
+  const double excl = lane == 0 ? 0.0 : up;
+  if (lane == 31) smem[warp] = incl;
   __syncthreads();
   if (warp == 0) {
-    float r = warp_reduce_max(lane < nwarps ? smem[lane] : -INFINITY);
-    if (lane == 0) smem[0] = r;
+    double s = lane < nwarps ? smem[lane] : 0.0;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+      const double y = __shfl_up_sync(0xffffffffu, s, off);
+      if (lane >= unsigned(off)) s += y;
+    }
+    smem[lane] = s;  // inclusive over the warps
   }
   __syncthreads();
-  const float r = smem[0];
+  const double base = warp == 0 ? 0.0 : smem[warp - 1];
+  *total = smem[nwarps - 1];
+  __syncthreads();  // smem is reused by the next call
+  return base + excl;
+}
+
+// Shared memory of block_draw.
+struct DrawSmem {
+  double scan[32];
+  unsigned long long first, last;
+};
+
+// ops::sample's inverse-CDF draw over weights w(v), v in [0, V), by one block: the first
+// id whose running (double) sum exceeds u (u * total when scale_by_total); if rounding
+// leaves none, the last id with positive weight; -1 if all weights are 0 (or the scaled
+// total is not positive). Each thread owns a contiguous chunk of ids, so the running sum
+// is its chunk's exclusive prefix plus its own sum. Returned to every thread, which must
+// all call it. The one-thread twin is cpu::draw_weighted (ops/cpu/draw.h).
+template <class Weight>
+__device__ int64_t block_draw(int64_t V, float u, bool scale_by_total, Weight weight, DrawSmem& sm) {
+  constexpr unsigned long long kNone = ~0ull;
+  const int64_t chunk = (V + blockDim.x - 1) / blockDim.x;
+  const int64_t b = min(V, static_cast<int64_t>(threadIdx.x) * chunk), e = min(V, b + chunk);
+  double local = 0.0;
+  for (int64_t v = b; v < e; ++v) {
+    const float w = weight(v);
+    if (w > 0.f) local += w;
+  }
+  double total = 0.0;
+  double cum = block_exclusive_scan(local, sm.scan, &total);
+  if (threadIdx.x == 0) {
+    sm.first = kNone;
+    sm.last = 0;  // last id + 1, 0 for none
+  }
   __syncthreads();
-  return r;
+  if (scale_by_total && !(total > 0.0)) return -1;  // the same branch on every thread
+  const double target = scale_by_total ? u * total : u;
+  int64_t mine = -1;
+  for (int64_t v = b; v < e; ++v) {
+    const float w = weight(v);
+    if (!(w > 0.f)) continue;
+    cum += w;
+    mine = v;
+    if (cum > target) {
+      atomicMin(&sm.first, static_cast<unsigned long long>(v));
+      break;
+    }
+  }
+  if (mine >= 0) atomicMax(&sm.last, static_cast<unsigned long long>(mine + 1));
+  __syncthreads();
+  const int64_t pick = sm.first != kNone ? static_cast<int64_t>(sm.first) : static_cast<int64_t>(sm.last) - 1;
+  __syncthreads();  // first / last are reset by the next call
+  return pick;
 }
 
 // ---- host side ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "ops/cuda/common.cuh"
-#include "ops/cuda/launch.h"
+#include "ops/detail/kv_compact.h"
 
 namespace mtad::cuda {
 namespace {

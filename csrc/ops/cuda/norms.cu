@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "ops/cuda/common.cuh"
-#include "ops/cuda/launch.h"
+#include "ops/detail/norms.h"
 
 namespace mtad::cuda {
 namespace {

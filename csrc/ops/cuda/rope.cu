@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "ops/cuda/common.cuh"
-#include "ops/cuda/launch.h"
+#include "ops/detail/rope.h"
 
 namespace mtad::cuda {
 namespace {

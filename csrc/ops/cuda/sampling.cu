@@ -17,8 +17,7 @@
 #include <cstdint>
 
 #include "ops/cuda/common.cuh"
-#include "ops/cuda/launch.h"
-#include "ops/cuda/launch_beam.h"
+#include "ops/detail/sampling.h"
 #include "ops/rng.h"
 
 namespace mtad::cuda {
@@ -32,69 +31,6 @@ constexpr int kThreads = 512;
 constexpr int kCap = 4096;     // candidates the fast path sorts in shared memory (32 KiB)
 constexpr int kBuckets = 7;    // within 2^b of the maximum for b = 0..5, and every finite token
 constexpr int kNearBuckets = kBuckets - 1;
-
-struct MaxOp {
-  template <class T>
-  __device__ T operator()(T a, T b) const { return a > b ? a : b; }
-};
-struct MinOp {
-  template <class T>
-  __device__ T operator()(T a, T b) const { return a < b ? a : b; }
-};
-struct SumOp {
-  template <class T>
-  __device__ T operator()(T a, T b) const { return a + b; }
-};
-
-// Reduction over the block, returned to every thread; `identity` fills the unused lanes.
-// blockDim.x a multiple of 32; every thread must call it (it synchronises).
-template <class T, class Op>
-__device__ T block_reduce(T v, T identity, Op op, T* smem) {
-  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
-  if (lane == 0) smem[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    T r = lane < nwarps ? smem[lane] : identity;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) r = op(r, __shfl_xor_sync(0xffffffffu, r, off));
-    if (lane == 0) smem[0] = r;
-  }
-  __syncthreads();
-  const T r = smem[0];
-  __syncthreads();  // smem may be reused right away
-  return r;
-}
-
-// Exclusive prefix sum over the block in thread order; *total gets the block's sum.
-__device__ double block_exclusive_scan(double v, double* smem, double* total) {
-  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  double incl = v;
-#pragma unroll
-  for (int off = 1; off < 32; off <<= 1) {
-    const double y = __shfl_up_sync(0xffffffffu, incl, off);
-    if (lane >= unsigned(off)) incl += y;
-  }
-  const double up = __shfl_up_sync(0xffffffffu, incl, 1);
-  const double excl = lane == 0 ? 0.0 : up;
-  if (lane == 31) smem[warp] = incl;
-  __syncthreads();
-  if (warp == 0) {
-    double s = lane < nwarps ? smem[lane] : 0.0;
-#pragma unroll
-    for (int off = 1; off < 32; off <<= 1) {
-      const double y = __shfl_up_sync(0xffffffffu, s, off);
-      if (lane >= unsigned(off)) s += y;
-    }
-    smem[lane] = s;  // inclusive over the warps
-  }
-  __syncthreads();
-  const double base = warp == 0 ? 0.0 : smem[warp - 1];
-  *total = smem[nwarps - 1];
-  __syncthreads();
-  return base + excl;
-}
 
 struct NormalizeSmem {
   uint64_t keys[kCap];

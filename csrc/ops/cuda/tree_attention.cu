@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "ops/cuda/common.cuh"
-#include "ops/cuda/launch.h"
+#include "ops/detail/tree_attention.h"
 
 namespace mtad::cuda {
 namespace {

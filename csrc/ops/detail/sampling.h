@@ -1,15 +1,14 @@
-// Sampling ops (ops/sampling.h, ops/beam_step.h): the scalar helpers the CPU reference
-// and the CUDA kernels share (so both order candidates and draw noise identically), the
-// CPU kernels' declarations, and the CUDA launchers beyond launch.h's normalize / sample.
-// Plain header: no ATen, and CUDA headers only when compiling for CUDA, so the CPU build
-// includes it without a toolkit.
+// Kernels of ops/sampling.h (layout: ops/detail/common.h): the scalar helpers the CPU
+// reference and the CUDA kernels share, so both order candidates and draw noise
+// identically (beam_step uses them too).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
-#include "ops/rng.h"  // MTAD_HD, uniform
+#include "ops/detail/common.h"
+#include "ops/rng.h"  // uniform
 
 namespace mtad::sampling_detail {
 
@@ -66,37 +65,21 @@ namespace mtad::ops::cpu {
 void normalize_f32(const float* logits, float* out, int64_t R, int64_t V, float temperature, int64_t top_k,
                    float top_p);
 void sample_f32(const float* logprobs, int64_t* out, int64_t R, int64_t V, uint64_t seed, uint64_t offset);
-// One beam step (ops/beam_step.h) on logits [rows, V] and scores [rows]; writes the M
-// chosen beams to the first M entries of the outputs (room for `width`) and returns M.
-int64_t beam_step_f32(const float* logits, const float* scores, int64_t rows, int64_t V, int64_t width,
-                      float temperature, int64_t top_k, float top_p, bool with_replacement, uint64_t seed,
-                      uint64_t offset, int64_t* parent, int64_t* token, float* token_logprob, float* score);
 
 }  // namespace mtad::ops::cpu
 
-#if defined(__CUDACC__) || defined(MTAD_WITH_CUDA)
-#include <cuda_runtime_api.h>
-
+#ifdef MTAD_CUDA_DECLS
 namespace mtad::cuda {
 
+// Device pointers, float32; the semantics of ops/sampling.h.
+void normalize(const float* logits, float* out, int64_t R, int64_t V, float temperature, int64_t top_k,
+               float top_p, cudaStream_t stream);
+void sample(const float* logprobs, int64_t* out, int64_t R, int64_t V, uint64_t seed, uint64_t offset,
+            cudaStream_t stream);
 // `draws` samples from the one row logprobs [V], draw i with u = rng(seed, offset + i),
 // exactly as sample() draws row i (beam_step's sampling with replacement).
 void sample_repeat(const float* logprobs, int64_t* out, int64_t draws, int64_t V, uint64_t seed, uint64_t offset,
                    cudaStream_t stream);
-// Selection keys of the rows * V beam candidates for top-W: the signed form of
-// rank_key(joint [+ Gumbel(seed, offset + flat)]) (larger = chosen first), INT64_MIN for
-// a candidate whose joint score b_j + lp[j, v] is -inf (never chosen).
-void beam_keys(const float* lp, const float* scores, int64_t* keys, int64_t rows, int64_t V, bool gumbel,
-               uint64_t seed, uint64_t offset, cudaStream_t stream);
-// joint[j * V + v] = scores[j] + lp[j * V + v].
-void beam_joint(const float* lp, const float* scores, float* joint, int64_t rows, int64_t V, cudaStream_t stream);
-// Turns M chosen candidates (selection keys from beam_keys when from_keys, else flat
-// indices j * V + v) into the outputs of beam_step, ordered by descending joint score
-// (ties: lower flat index, then lower position in `chosen`) and renormalised.
-// work_flat / work_joint: device scratch of M entries.
-void beam_finish(const int64_t* chosen, bool from_keys, int64_t M, const float* lp, const float* scores, int64_t V,
-                 int64_t N, int64_t* work_flat, float* work_joint, int64_t* parent, int64_t* token,
-                 float* token_logprob, float* score, cudaStream_t stream);
 
 }  // namespace mtad::cuda
 #endif

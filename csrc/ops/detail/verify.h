@@ -1,14 +1,13 @@
-// Verification ops (ops/verify.h, ops/kv_compact.h): the scalar logic the CPU reference
-// and the CUDA kernels share as __host__ __device__ helpers (so the CPU tests exercise
-// the code the GPU runs), the CPU kernels' declarations, and the CUDA launchers.
-// Plain header: no ATen, and CUDA headers only when compiling for CUDA, so the CPU
-// build includes it without a toolkit.
+// Kernels of ops/verify.h (layout: ops/detail/common.h): the scalar logic the CPU
+// reference and the CUDA kernels share as MTAD_HD helpers (so the CPU tests exercise
+// the code the GPU runs), then the kernels' declarations.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 
-#include "ops/rng.h"  // MTAD_HD
+#include "ops/detail/common.h"
+#include "ops/rng.h"  // uniform
 
 namespace mtad::verify_detail {
 
@@ -92,6 +91,54 @@ MTAD_HD float sps_accept_prob(float lp, float lq) {
 // The residual weight max(0, p(v) - q(v)) of a rejection, in probability space.
 MTAD_HD float sps_residual(float lp, float lq) { return fmaxf(0.f, expf(lp) - expf(lq)); }
 
+// Speculative sampling's acceptance chain (algorithms.md 2) over tlp [G + 1, V] and
+// dlp [G, V]: token i is accepted while rng(seed, offset + i) < sps_accept_prob of its
+// target and draft log-probs. Writes the sps_accept result out [3]: out[0] = how many
+// were accepted (G when all), out[1] = -1 (the caller draws the next token: from the
+// residual of row out[0] after a rejection, else from p_G, with u = rng(seed, offset +
+// G)), out[2] = the first token outside [0, V), or -1. Returns false for such a token
+// (nothing is accepted then).
+MTAD_HD bool sps_chain(const float* tlp, const float* dlp, const int64_t* tokens, int64_t G, int64_t V,
+                       uint64_t seed, uint64_t offset, int64_t* out) {
+  out[0] = 0;
+  out[1] = -1;
+  out[2] = -1;
+  for (int64_t i = 0; i < G; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= V) {
+      out[2] = i;
+      return false;
+    }
+  }
+  int64_t n = G;
+  for (int64_t i = 0; i < G; ++i) {
+    const int64_t x = tokens[i];
+    const float u = rng::uniform(seed, offset + static_cast<uint64_t>(i));
+    if (!(u < sps_accept_prob(tlp[i * V + x], dlp[i * V + x]))) {
+      n = i;
+      break;
+    }
+  }
+  out[0] = n;
+  return true;
+}
+
+// sps_accept's next token after a chain that accepted n of G, with `draw(weight,
+// scale_by_total)` the device's inverse-CDF draw at u = rng(seed, offset + G)
+// (cpu::draw_weighted, cuda::block_draw): from the residual norm(max(0, p_n - q_n))
+// after a rejection, from p_G when all were accepted, and from p_n when the residual has
+// no mass (p_n == q_n up to rounding). -1 when that row has no mass either.
+template <class Draw>
+MTAD_HD int64_t sps_next_token(const float* tlp, const float* dlp, int64_t n, int64_t G, int64_t V, Draw&& draw) {
+  const float* p = tlp + n * V;
+  int64_t token = -1;
+  if (n < G) {
+    const float* q = dlp + n * V;
+    token = draw([=](int64_t v) { return sps_residual(p[v], q[v]); }, true);
+  }
+  if (token < 0) token = draw([=](int64_t v) { return expf(p[v]); }, false);
+  return token;
+}
+
 }  // namespace mtad::verify_detail
 
 namespace mtad::ops::cpu {
@@ -99,25 +146,21 @@ namespace mtad::ops::cpu {
 // See verify_detail::verify_tree.
 void verify_tree_f32(const float* logp, int64_t V, const int64_t* parents, const int64_t* tokens, int64_t N,
                      const float* best_lq, int64_t G, float log_tau, float* node_lp, int64_t* info);
-// tlp [G + 1, V], dlp [G, V], tokens [G] -> out[0] = accepted count, out[1] = next token.
+// tlp [G + 1, V], dlp [G, V], tokens [G] -> out [3] (see verify_detail::sps_chain), with
+// out[1] = the next token (-1 when its row has no mass).
 void sps_accept_f32(const float* tlp, const float* dlp, const int64_t* tokens, int64_t G, int64_t V, uint64_t seed,
                     uint64_t offset, int64_t* out);
-// k, v: L layers of C rows of row_bytes each; see ops/kv_compact.h. slots are validated.
-void kv_compact(void* k, void* v, int64_t L, int64_t C, int64_t row_bytes, int64_t prefix, const int64_t* slots,
-                int64_t A);
 
 }  // namespace mtad::ops::cpu
 
-#if defined(__CUDACC__) || defined(MTAD_WITH_CUDA)
-#include <cuda_runtime_api.h>
-
+#ifdef MTAD_CUDA_DECLS
 namespace mtad::cuda {
 
 // One thread runs verify_detail::verify_tree (N is a few dozen nodes: the pass is a
 // dependency chain through the parents, not worth a parallel scheme). Device pointers.
 void verify_tree(const float* logp, int64_t V, const int64_t* parents, const int64_t* tokens, int64_t N,
                  const float* best_lq, int64_t G, float log_tau, float* node_lp, int64_t* info, cudaStream_t stream);
-// Fused speculative-sampling acceptance; out: int64 [2] on the device (count, token).
+// Fused speculative-sampling acceptance; out: int64 [3] on the device, as sps_accept_f32.
 void sps_accept(const float* tlp, const float* dlp, const int64_t* tokens, int64_t G, int64_t V, uint64_t seed,
                 uint64_t offset, int64_t* out, cudaStream_t stream);
 
