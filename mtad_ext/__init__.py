@@ -7,9 +7,12 @@ that its shared libraries are in place.
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from ._C import (
+    DRAFT_METHODS,
+    METHODS,
     AdedParams,
     ConfigError,
     Decoder,
+    DraftTree,
     FormatError,
     InputError,
     KVCache,
@@ -22,9 +25,12 @@ from ._C import (
 )
 
 __all__ = [
+    "DRAFT_METHODS",
+    "METHODS",
     "AdedParams",
     "ConfigError",
     "Decoder",
+    "DraftTree",
     "FormatError",
     "InputError",
     "KVCache",

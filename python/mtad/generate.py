@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .methods import DRAFT_METHODS, METHOD_CHOICES, METHODS  # noqa: F401  (the engine's method table)
 from .params import check_params
 from .tokenizer import StreamDecoder, Tokenizer
 
@@ -33,10 +34,6 @@ if TYPE_CHECKING:
 # Prompt ids decoded before the first new token, so that it reads as it follows the prompt
 # (sentencepiece drops the leading space of the first token of a decode).
 _STREAM_CONTEXT = 4
-
-METHODS = ("ar", "sps", "mtad", "mtad-tree", "aded")
-DRAFT_METHODS = ("sps", "mtad", "mtad-tree")
-METHOD_CHOICES = ("auto", *METHODS)
 
 
 class IncompatibleDraftError(ValueError):
