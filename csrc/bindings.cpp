@@ -67,11 +67,70 @@ py::dict stats_dict(const mtad::StepStats& s) {
   return d;
 }
 
+py::object none_if_undefined(const at::Tensor& t) { return t.defined() ? py::cast(t) : py::none(); }
+
+void bind_draft_tree(py::module_& m) {
+  using mtad::DraftTree;
+  py::class_<DraftTree>(m, "DraftTree",
+                        "A draft token tree below the root (the last committed token); parents precede "
+                        "children. The structure every method verifies (a chain for sps and mtad).")
+      .def(py::init<>())
+      .def_static("chain", [](const std::vector<int64_t>& tokens) { return DraftTree::chain(tokens); },
+                  py::arg("tokens"), "The chain root -> tokens[0] -> tokens[1] -> ...")
+      .def(
+          "add",
+          [](DraftTree& t, int64_t parent, int64_t token) {
+            if (parent < -1 || parent >= t.size())
+              throw mtad::InputError("parent " + std::to_string(parent) + " is not -1 or a node of the tree");
+            return t.add(parent, token);
+          },
+          py::arg("parent"), py::arg("token"), "Append a child of `parent` (-1: the root); returns its index.")
+      .def("add_path", &DraftTree::add_path, py::arg("tokens"),
+           "Add the root path `tokens`, sharing the nodes of its longest prefix already in the tree.")
+      .def_readonly("parent", &DraftTree::parent)
+      .def_readonly("token", &DraftTree::token)
+      .def_readonly("depth", &DraftTree::depth)
+      .def("__len__", &DraftTree::size)
+      .def("is_chain", &DraftTree::is_chain)
+      .def("path_to", &DraftTree::path_to, py::arg("node"))
+      .def(
+          "inputs",
+          [](const DraftTree& t, int64_t root_token, int64_t root_pos) {
+            const DraftTree::Inputs in = t.inputs(root_token, root_pos);
+            return py::make_tuple(in.ids, none_if_undefined(in.positions), none_if_undefined(in.mask));
+          },
+          py::arg("root_token"), py::arg("root_pos"),
+          "(ids, positions, tree_mask) for Model.forward: the root, then every node; positions and mask\n"
+          "are None for a chain (causal order is its mask).")
+      .def(
+          "commit",
+          [](const DraftTree& t, KVCache& cache, int64_t prefix, const std::vector<int64_t>& path) {
+            for (size_t i = 0; i < path.size(); ++i)
+              if (path[i] < 0 || path[i] >= t.size() || t.parent[path[i]] != (i ? path[i - 1] : -1))
+                throw mtad::InputError("commit: the path is not a root path of the tree");
+            if (prefix < 0 || prefix + t.size() > cache.length)
+              throw mtad::InputError("commit: the cache does not hold the tree's nodes after the prefix");
+            t.commit(cache, prefix, path);
+          },
+          py::arg("cache"), py::arg("prefix"), py::arg("path"),
+          "After a forward that wrote node i at slot prefix + i: keep the root path `path` (node\n"
+          "indices) at prefix, prefix + 1, ... and set the length to prefix + len(path).");
+}
+
 void bind_decoder(py::module_& m) {
   using mtad::Decoder;
+  bind_draft_tree(m);
+  // The method table (decode/methods.cpp), for the driver's and the command line's lists.
+  py::list names, draft_names;
+  for (const mtad::MethodInfo& info : mtad::methods()) {
+    names.append(info.name);
+    if (info.needs_draft) draft_names.append(info.name);
+  }
+  m.attr("METHODS") = py::tuple(names);
+  m.attr("DRAFT_METHODS") = py::tuple(draft_names);
   py::class_<Decoder>(m, "Decoder",
-                      "One decoding step of a method (ar, sps, mtad, mtad-tree) per call; see "
-                      "algorithms.md for the semantics.")
+                      "One decoding step of a method (one of METHODS) per call; see algorithms.md for the "
+                      "semantics.")
       .def(py::init([](Model& target, Model* draft, const std::string& method, double temperature, int64_t top_k,
                        double top_p, std::optional<double> draft_temperature, std::optional<int64_t> draft_top_k,
                        std::optional<double> draft_top_p, int64_t gamma, int64_t width, double tau,
@@ -268,15 +327,15 @@ void bind_aded(py::module_& m) {
           "draft",
           [](const TrigramTable& t, int64_t a, int64_t b, const AdedParams& p, int64_t seed, int64_t offset,
              const std::vector<int64_t>& context) {
-            mtad::MctsStats stats;
-            mtad::DraftTrie trie;
+            mtad::AdedDraft draft;
             {
               const auto lock = t.lock();
-              trie = mtad::mcts_draft(t, a, b, p.mcts, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
-                                      &stats);
+              draft = mtad::aded_draft(t, std::array<int64_t, 2>{a, b}, context.data(),
+                                       static_cast<int64_t>(context.size()), p, p.lookup, static_cast<uint64_t>(seed),
+                                       static_cast<uint64_t>(offset));
             }
-            if (p.lookup > 0)
-              mtad::add_path(trie, mtad::context_lookup(context.data(), static_cast<int64_t>(context.size()), p.lookup));
+            const mtad::DraftTree& trie = draft.tree;
+            const mtad::MctsStats& stats = draft.stats;
             py::dict d;
             d["parent"] = trie.parent;
             d["token"] = trie.token;

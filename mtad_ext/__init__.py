@@ -9,9 +9,12 @@ import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import ops
 from ._C import (
+    DRAFT_METHODS,
+    METHODS,
     AdedParams,
     ConfigError,
     Decoder,
+    DraftTree,
     FormatError,
     InputError,
     KVCache,
@@ -23,9 +26,12 @@ from ._C import (
 )
 
 __all__ = [
+    "DRAFT_METHODS",
+    "METHODS",
     "AdedParams",
     "ConfigError",
     "Decoder",
+    "DraftTree",
     "FormatError",
     "InputError",
     "KVCache",

@@ -1,12 +1,15 @@
-// The Decoder's shared state: committed tokens, both caches, argument checks. Invariant
-// between steps: the target cache holds every committed token but the last, which the
-// next step feeds; the draft cache holds a prefix of them (the rest is fed on demand).
+// The Decoder: committed tokens, the target cache, argument checks, and the one step every
+// method runs: propose, verify, accept, commit (the method table, decode/methods.cpp, says
+// with what). Invariant between steps: the target cache holds every committed token but
+// the last, which the next step feeds; a drafter's cache holds a prefix of them.
 #include "mtad/decoder.h"
 
 #include <ATen/ATen.h>
 
 #include <chrono>
 
+#include "decode/methods.h"
+#include "decode/timer.h"
 #include "mtad/errors.h"
 
 namespace mtad {
@@ -24,26 +27,6 @@ StepStats& StepStats::operator+=(const StepStats& o) {
   return *this;
 }
 
-Method parse_method(const std::string& name) {
-  if (name == "ar") return Method::AR;
-  if (name == "sps") return Method::SpS;
-  if (name == "mtad") return Method::MTAD;
-  if (name == "mtad-tree") return Method::MTADTree;
-  if (name == "aded") return Method::ADED;
-  throw InputError("method '" + name + "' is not one of ar, sps, mtad, mtad-tree, aded");
-}
-
-std::string method_name(Method m) {
-  switch (m) {
-    case Method::AR: return "ar";
-    case Method::SpS: return "sps";
-    case Method::MTAD: return "mtad";
-    case Method::MTADTree: return "mtad-tree";
-    case Method::ADED: return "aded";
-  }
-  return "?";
-}
-
 namespace {
 
 void check_sampling(const SamplingParams& p, const std::string& who) {
@@ -52,41 +35,49 @@ void check_sampling(const SamplingParams& p, const std::string& who) {
   if (!(p.top_p >= 0 && p.top_p <= 1)) throw InputError(who + " top_p must be in [0, 1]");
 }
 
+void check_draft(const Model& target, const Model* draft, const DecodeConfig& c) {
+  if (draft == nullptr) throw InputError("method " + method_name(c.method) + " needs a draft model");
+  if (draft->config().vocab_size != target.config().vocab_size)
+    throw InputError("draft vocabulary (" + std::to_string(draft->config().vocab_size) +
+                     ") differs from the target's (" + std::to_string(target.config().vocab_size) + ")");
+  if (draft->device() != target.device()) throw InputError("draft and target are on different devices");
+}
+
 }  // namespace
 
 Decoder::Decoder(Model& target, Model* draft, DecodeConfig config, int64_t capacity)
-    : target_(target), draft_(config.method == Method::ADED ? nullptr : draft), config_(config) {
+    : target_(target), spec_(&method_spec(config.method)), config_(config) {
   const auto& c = config_;
   check_sampling(c.target, "target");
   check_sampling(c.draft, "draft");
-  if (c.method == Method::ADED) {
-    check_aded_params(c.aded);
-    trigram_ = std::make_shared<TrigramTable>(target_.config().vocab_size);
-  } else if (c.method != Method::AR) {
-    if (draft_ == nullptr) throw InputError("method " + method_name(c.method) + " needs a draft model");
-    if (draft_->config().vocab_size != target_.config().vocab_size)
-      throw InputError("draft vocabulary (" + std::to_string(draft_->config().vocab_size) +
-                       ") differs from the target's (" + std::to_string(target_.config().vocab_size) + ")");
-    if (draft_->device() != target_.device()) throw InputError("draft and target are on different devices");
-    if (c.gamma < 1) throw InputError("gamma must be >= 1");
-  }
-  if ((c.method == Method::MTAD || c.method == Method::MTADTree) && c.width < 1)
-    throw InputError("width must be >= 1");
+  if (spec_->info.needs_draft) check_draft(target_, draft, c);
+  spec_->check(c);
   if (!(c.tau > 0 && c.tau <= 1)) throw InputError("tau must be in (0, 1]");
   if (capacity < 1) throw InputError("capacity must be positive");
   tcache_ = target_.new_cache(capacity + step_headroom());
-  if (draft_ && c.method != Method::AR) dcache_ = draft_->new_cache(capacity + step_headroom());
+  if (spec_->proposer)
+    proposer_ = spec_->proposer(ProposerArgs{target_, draft, config_, tcache_.capacity(), trigram_});
 }
 
-int64_t Decoder::step_headroom() const {
-  switch (config_.method) {
-    case Method::AR: return 1;
-    case Method::SpS: return config_.gamma + 1;
-    case Method::MTAD: return config_.width * config_.gamma + 1;
-    case Method::MTADTree: return config_.width * config_.gamma + 1;
-    case Method::ADED: return config_.aded.mcts.max_nodes + 1;
-  }
-  return 1;
+Decoder::~Decoder() = default;
+
+const KVCache* Decoder::draft_cache() const { return proposer_ ? proposer_->cache() : nullptr; }
+
+int64_t Decoder::step_headroom() const { return spec_->headroom(config_); }
+
+void Decoder::set_trigram_table(std::shared_ptr<TrigramTable> table) {
+  if (config_.method != Method::ADED)
+    throw InputError("set_trigram_table: the decoder runs " + method_name(config_.method) + ", not aded");
+  if (!table) throw InputError("set_trigram_table: the table is null");
+  if (table->vocab_size() != target_.config().vocab_size)
+    throw InputError("set_trigram_table: the table's vocabulary (" + std::to_string(table->vocab_size()) +
+                     ") differs from the target's (" + std::to_string(target_.config().vocab_size) + ")");
+  trigram_ = std::move(table);
+}
+
+void Decoder::set_aded_params(const AdedParams& params) {
+  check_aded_params(params);
+  config_.aded = params;
 }
 
 void Decoder::start(const std::vector<int64_t>& prompt) {
@@ -97,41 +88,52 @@ void Decoder::start(const std::vector<int64_t>& prompt) {
                      std::to_string(capacity) + ")");
   tokens_ = prompt;
   tcache_.truncate(0);
-  if (dcache_.k.defined()) dcache_.truncate(0);
   last_ = total_ = StepStats{};
   calls_ = 0;
-  lookup_len_ = 0;  // ADED: a new sequence starts from the configured lookup length
   // Everything but the last token; the first step feeds that one.
   if (prompt.size() > 1) {
     at::Tensor ids = at::tensor(std::vector<int64_t>(prompt.begin(), prompt.end() - 1), at::kLong);
-    at::Tensor none = at::empty({0}, at::kLong);
-    target_.forward(tcache_, ids, at::Tensor(), at::Tensor(), none);
-    if (dcache_.k.defined()) draft_->forward(dcache_, ids, at::Tensor(), at::Tensor(), none);
+    target_.forward(tcache_, ids, at::Tensor(), at::Tensor(), at::empty({0}, at::kLong));
   }
-}
-
-at::Tensor Decoder::draft_catch_up() {
-  const int64_t n = static_cast<int64_t>(tokens_.size());
-  std::vector<int64_t> pending(tokens_.begin() + dcache_.length, tokens_.end());
-  at::Tensor ids = at::tensor(pending, at::kLong);
-  return draft_->forward(dcache_, ids, at::Tensor(), at::Tensor(), at::tensor({n - dcache_.length - 1}, at::kLong));
+  if (proposer_) proposer_->start(prompt);
 }
 
 std::vector<int64_t> Decoder::step() {
   if (tokens_.empty()) throw InputError("call start(prompt) before step()");
+  const int64_t n = static_cast<int64_t>(tokens_.size());
   const int64_t capacity = tcache_.capacity() - step_headroom();
-  if (static_cast<int64_t>(tokens_.size()) >= capacity)
+  if (n >= capacity)
     throw InputError("the sequence has reached the cache capacity (" + std::to_string(capacity) + " tokens)");
   const auto t0 = std::chrono::steady_clock::now();
   StepStats s;
-  std::vector<int64_t> out;
-  switch (config_.method) {
-    case Method::AR: out = step_ar(s); break;
-    case Method::SpS: out = step_sps(s); break;
-    case Method::MTAD: out = step_mtad(s, false); break;
-    case Method::MTADTree: out = step_mtad(s, true); break;
-    case Method::ADED: out = step_aded(s); break;
+  Rng rng{config_.seed, calls_};
+  // Propose: a draft tree below the last committed token (none without a drafter).
+  Proposal p;
+  if (proposer_) {
+    ScopedTimer t(s.draft_s);
+    p = proposer_->propose(tokens_, tcache_.capacity() - n, rng, s);
   }
+  // Verify: one target pass over the last committed token (row 0, at slot n - 1) and the
+  // tree behind it (node i at slot n + i); the method's rule accepts a path.
+  Verdict v;
+  {
+    ScopedTimer t(s.verify_s);
+    const DraftTree::Inputs in = p.tree.inputs(tokens_.back(), n - 1);
+    const at::Tensor logits = target_.forward(tcache_, in.ids, in.positions, in.mask, at::Tensor());
+    s.target_forwards = 1;
+    v = spec_->accept(logits, p, config_, rng);
+  }
+  // Commit: the caches keep the accepted path and drop the rest.
+  {
+    ScopedTimer t(s.rollback_s);
+    p.tree.commit(tcache_, n, v.path);
+    if (proposer_) proposer_->accepted(p, v.path);
+  }
+  calls_ = rng.calls;
+  std::vector<int64_t> out = p.tree.tokens_of(v.path);
+  out.push_back(v.next_token);
+  s.drafted = p.tree.size();
+  s.accepted = static_cast<int64_t>(v.path.size());
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.other_s = std::max(0.0, total - s.draft_s - s.verify_s - s.rollback_s);
   s.emitted = static_cast<int64_t>(out.size());

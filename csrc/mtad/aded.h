@@ -1,14 +1,19 @@
 // ADED (algorithms.md 4): model-free drafting from an adaptive tri-gram table searched by
 // MCTS, verified as a token trie in one target pass. The public C++ API: the table (build,
-// adapt, save, load), the draft maker, and their parameters with the documented defaults.
+// adapt, save, load), the draft maker (a DraftTree), and their parameters with the
+// documented defaults.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "mtad/draft_tree.h"
 
 namespace mtad {
 
@@ -139,22 +144,10 @@ class TrigramTable {
   std::unique_ptr<std::mutex> mu_;
 };
 
-// The draft: a token trie below the last committed token. Parents precede children;
-// siblings are distinct tokens, in the order the search ranked them.
-struct DraftTrie {
-  std::vector<int64_t> parent;  // -1 for a depth-1 node
-  std::vector<int64_t> token;
-  std::vector<int64_t> depth;   // 1 for children of the root
-
-  int64_t size() const { return static_cast<int64_t>(token.size()); }
-};
-
 // The extension's path: up to max_tokens tokens that follow an earlier occurrence in
 // tokens[0, n - 1) of the last g tokens, g = max_ngram down to 2: the latest occurrence
 // followed by max_tokens tokens, else the one followed by the most (empty: no match).
 std::vector<int64_t> context_lookup(const int64_t* tokens, int64_t n, int64_t max_tokens, int64_t max_ngram = 3);
-// Adds the root path `tokens` to the trie, sharing the nodes of its longest prefix already there.
-void add_path(DraftTrie& trie, const std::vector<int64_t>& tokens);
 
 // Counters of one search (for tests and tuning).
 struct MctsStats {
@@ -166,7 +159,21 @@ struct MctsStats {
 // MCTS over the table from the root state (a, b) = the last two committed tokens
 // (algorithms.md 4). Deterministic for (table, a, b, p, seed, offset): rollouts draw
 // u = rng::uniform(seed, offset + k), k = 0, 1, ...
-DraftTrie mcts_draft(const TrigramTable& table, int64_t a, int64_t b, const MctsParams& p, uint64_t seed,
+// The trie's siblings are distinct tokens, in the order the search ranked them.
+DraftTree mcts_draft(const TrigramTable& table, int64_t a, int64_t b, const MctsParams& p, uint64_t seed,
                      uint64_t offset, MctsStats* stats = nullptr);
+
+struct AdedDraft {
+  DraftTree tree;
+  std::vector<int64_t> lookup;  // the context-lookup path merged into the tree (empty: none)
+  MctsStats stats;              // zero when there was no search
+};
+// ADED's draft, as a decoding step makes it: the MCTS trie from the root state (a, b)
+// (none when `state` is empty: a one-token sequence has no state) with rng offset
+// `offset`, then, when lookup_len > 0, context_lookup(context, n, lookup_len) merged in.
+// The caller holds table.lock().
+AdedDraft aded_draft(const TrigramTable& table, const std::optional<std::array<int64_t, 2>>& state,
+                     const int64_t* context, int64_t n, const AdedParams& p, int64_t lookup_len, uint64_t seed,
+                     uint64_t offset);
 
 }  // namespace mtad

@@ -1,5 +1,7 @@
 // One decoding step of any method over a target (and draft) model: the C++ API a custom
-// runtime drives. Semantics: algorithms.md sections 1-3 and 5.
+// runtime drives. Semantics: algorithms.md sections 1-5. Every step is: a drafter proposes
+// a token tree (none for AR, a chain for SpS and MTAD), the target runs over it in one
+// pass, the method's rule accepts a path of it, both caches keep that path.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +21,15 @@ struct SamplingParams {
 };
 
 enum class Method { AR, SpS, MTAD, MTADTree, ADED };
-// "ar", "sps", "mtad", "mtad-tree", "aded"; throws InputError otherwise.
+
+struct MethodInfo {
+  std::string name;  // "ar", "sps", "mtad", "mtad-tree", "aded"
+  Method method;
+  bool needs_draft;  // runs a draft model
+};
+// Every method, from the one method table (decode/methods.cpp).
+const std::vector<MethodInfo>& methods();
+// A name of methods(); throws InputError otherwise.
 Method parse_method(const std::string& name);
 std::string method_name(Method m);
 
@@ -46,11 +56,18 @@ struct StepStats {
   StepStats& operator+=(const StepStats& o);
 };
 
+class Proposer;
+struct MethodSpec;
+
 class Decoder {
  public:
-  // `draft` may be null for AR; the models must outlive the decoder. `capacity` is the
-  // longest sequence (prompt + generated) the caches hold.
+  // `draft` may be null for a method that needs none; the models must outlive the
+  // decoder. `capacity` is the longest sequence (prompt + generated) the caches hold.
   Decoder(Model& target, Model* draft, DecodeConfig config, int64_t capacity);
+  ~Decoder();
+  // Its drafter refers to the decoder's configuration and table: it stays in place.
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
 
   // Starts a new sequence with `prompt` (at least one token).
   void start(const std::vector<int64_t>& prompt);
@@ -63,7 +80,7 @@ class Decoder {
   const StepStats& total() const { return total_; }
   const DecodeConfig& config() const { return config_; }
   const KVCache& target_cache() const { return tcache_; }
-  const KVCache* draft_cache() const { return draft_ ? &dcache_ : nullptr; }
+  const KVCache* draft_cache() const;
   // Room a step of this method needs beyond the committed tokens.
   int64_t step_headroom() const;
 
@@ -76,23 +93,15 @@ class Decoder {
   void set_aded_params(const AdedParams& params);
 
  private:
-  std::vector<int64_t> step_ar(StepStats& s);
-  std::vector<int64_t> step_sps(StepStats& s);
-  std::vector<int64_t> step_mtad(StepStats& s, bool tree);
-  std::vector<int64_t> step_aded(StepStats& s);
-  // Feeds the draft every committed token it has not seen; returns its last logits row.
-  at::Tensor draft_catch_up();
-  uint64_t next_offset() { return (calls_++) << 32; }
-
   Model& target_;
-  Model* draft_;
+  const MethodSpec* spec_;
   DecodeConfig config_;
-  KVCache tcache_, dcache_;
+  KVCache tcache_;
+  std::shared_ptr<TrigramTable> trigram_;  // ADED only
+  std::unique_ptr<Proposer> proposer_;     // null: no draft (AR)
   std::vector<int64_t> tokens_;
   StepStats last_, total_;
-  uint64_t calls_ = 0;
-  std::shared_ptr<TrigramTable> trigram_;  // ADED only
-  int64_t lookup_len_ = 0;                  // ADED's context-lookup path length now (0: start anew)
+  uint64_t calls_ = 0;  // random draws so far in this sequence
 };
 
 }  // namespace mtad

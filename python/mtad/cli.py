@@ -71,6 +71,7 @@ def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> No
     g.add_argument(
         "--method",
         choices=METHOD_CHOICES,
+        metavar="METHOD",  # the names come from the engine's table when checked, not at --help
         default="auto",
         help="decoding method: ar (one token per target pass), sps (speculative sampling: "
         "exact), mtad (multi-token assisted decoding: the draft's beam, accepted by joint "

@@ -1,5 +1,6 @@
 // ADED's context-lookup extension (mtad/aded.h, AdedParams::lookup): a draft path copied
-// from the context, merged into the MCTS trie so that one verification pass scores both.
+// from the context, merged into the MCTS trie (aded_draft) so that one verification pass
+// scores both.
 #include <algorithm>
 
 #include "mtad/aded.h"
@@ -20,22 +21,6 @@ std::vector<int64_t> context_lookup(const int64_t* tokens, int64_t n, int64_t ma
     if (best >= 0) return std::vector<int64_t>(tokens + best + g, tokens + best + g + best_len);
   }
   return {};
-}
-
-void add_path(DraftTrie& trie, const std::vector<int64_t>& tokens) {
-  int64_t at = -1;  // trie node (-1: the root)
-  for (size_t d = 0; d < tokens.size(); ++d) {
-    int64_t next = -1;
-    for (int64_t i = at + 1; i < trie.size() && next < 0; ++i)  // children come after their parent
-      if (trie.parent[i] == at && trie.token[i] == tokens[d]) next = i;
-    if (next < 0) {
-      next = trie.size();
-      trie.parent.push_back(at);
-      trie.token.push_back(tokens[d]);
-      trie.depth.push_back(static_cast<int64_t>(d) + 1);
-    }
-    at = next;
-  }
 }
 
 }  // namespace mtad

@@ -129,8 +129,8 @@ std::vector<int64_t> Search::path_tokens(int64_t node) const {
   return t;
 }
 
-DraftTrie Search::trie() const {
-  DraftTrie trie;
+DraftTree Search::trie() const {
+  DraftTree trie;
   // Every path root -> node, most visited first; a parent has at least its child's
   // visits, so on ties the shallower (the prefix) goes first.
   std::vector<int64_t> order(nodes_.size() > 0 ? nodes_.size() - 1 : 0);
@@ -155,10 +155,7 @@ DraftTrie Search::trie() const {
         if (trie.token[c] == toks[d]) next = c;
       if (next < 0) {
         if (trie.size() >= p_.max_nodes) return trie;  // the budget is spent
-        next = trie.size();
-        trie.parent.push_back(at);
-        trie.token.push_back(toks[d]);
-        trie.depth.push_back(static_cast<int64_t>(d) + 1);
+        next = trie.add(at, toks[d]);
         children[at + 1].push_back(next);
         children.emplace_back();
       }
@@ -172,7 +169,7 @@ DraftTrie Search::trie() const {
 
 namespace mtad {
 
-DraftTrie mcts_draft(const TrigramTable& table, int64_t a, int64_t b, const MctsParams& p, uint64_t seed,
+DraftTree mcts_draft(const TrigramTable& table, int64_t a, int64_t b, const MctsParams& p, uint64_t seed,
                      uint64_t offset, MctsStats* stats) {
   aded::Search search(table, a, b, p, seed, offset);
   search.run();

@@ -32,7 +32,7 @@ class Search {
   int64_t rollout_tokens() const { return rollout_tokens_; }
   // The draft trie: paths ranked by visits, the best p.paths kept, extended by the table's
   // argmax, de-duplicated, at most p.max_nodes nodes.
-  DraftTrie trie() const;
+  DraftTree trie() const;
 
  private:
   void simulate();

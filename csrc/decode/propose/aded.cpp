@@ -1,0 +1,70 @@
+// ADED's drafter (algorithms.md 4): adapt the tri-gram table to the text so far, then
+// aded_draft (MCTS over the table, plus the context-lookup path when enabled), cut to the
+// room the target cache has. The lookup path's length follows its acceptance.
+#include <algorithm>
+
+#include "decode/proposer.h"
+#include "mtad/aded.h"
+
+namespace mtad {
+namespace {
+
+class AdedProposer final : public Proposer {
+ public:
+  explicit AdedProposer(const ProposerArgs& a) : c_(a.config), table_(a.table) {
+    table_ = std::make_shared<TrigramTable>(a.target.config().vocab_size);
+  }
+
+  void start(const std::vector<int64_t>& prompt) override {
+    first_step_ = true;
+    lookup_len_ = 0;  // a new sequence starts from the configured lookup length
+  }
+
+  Proposal propose(const std::vector<int64_t>& tokens, int64_t room, Rng& rng, StepStats& s) override {
+    const AdedParams& p = c_.aded;
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    TrigramTable& table = *table_;
+    const auto lock = table.lock();  // the table may be shared with other decoders
+    if (p.adapt) {
+      TrigramParams tp = p.table;
+      if (p.adapt_prompt && first_step_) tp.window = n;  // the first step: the prompt
+      table.adapt(tokens.data(), n, tp);
+    }
+    first_step_ = false;
+    // The path's length adapts: +2 after a step that accepted all of it, -1 after one
+    // that did not (a copied run goes on; a chance match costs few rows).
+    if (p.lookup > 0) lookup_len_ = std::clamp<int64_t>(lookup_len_ <= 0 ? p.lookup : lookup_len_, 1, p.lookup);
+    // The root state is the last two committed tokens: none with a one-token sequence.
+    std::optional<std::array<int64_t, 2>> state;
+    if (n >= 2) state = std::array<int64_t, 2>{tokens[n - 2], tokens[n - 1]};
+    AdedDraft d = aded_draft(table, state, tokens.data(), n, p, p.lookup > 0 ? lookup_len_ : 0, c_.seed,
+                             state ? rng.next() : 0);
+    lookup_ = std::move(d.lookup);
+    // The cache holds what it was made for; params set later may ask for more nodes.
+    d.tree.truncate(std::max<int64_t>(0, room));
+    Proposal out;
+    out.tree = std::move(d.tree);
+    return out;
+  }
+
+  void accepted(const Proposal& p, const std::vector<int64_t>& path) override {
+    if (lookup_.empty()) return;
+    const std::vector<int64_t> got = p.tree.tokens_of(path);
+    size_t same = 0;
+    while (same < lookup_.size() && same < got.size() && got[same] == lookup_[same]) ++same;
+    lookup_len_ = same == lookup_.size() ? lookup_len_ + 2 : std::max<int64_t>(1, lookup_len_ - 1);
+  }
+
+ private:
+  const DecodeConfig& c_;
+  std::shared_ptr<TrigramTable>& table_;  // the decoder's: set_trigram_table may replace it
+  bool first_step_ = true;
+  int64_t lookup_len_ = 0;       // the context-lookup path's length now (0: start anew)
+  std::vector<int64_t> lookup_;  // this step's lookup path
+};
+
+}  // namespace
+
+std::unique_ptr<Proposer> make_aded_proposer(const ProposerArgs& a) { return std::make_unique<AdedProposer>(a); }
+
+}  // namespace mtad

@@ -1,0 +1,87 @@
+// MTAD's drafter (algorithms.md 3.1): the draft beam-samples gamma tokens with W beams, each
+// depth's beams fed as rows of one token tree. It proposes the top beam's chain (3.2) or the
+// whole beam tree (3.3); either way its cache keeps the accepted nodes it fed (3.4).
+#include <ATen/ATen.h>
+
+#include "decode/draft_model.h"
+#include "decode/proposer.h"
+#include "ops/beam_step.h"
+
+namespace mtad {
+namespace {
+
+std::vector<int64_t> to_vec(const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kCPU, at::kLong).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+class BeamProposer final : public Proposer {
+ public:
+  BeamProposer(const ProposerArgs& a, bool whole_tree)
+      : draft_(*a.draft, a.cache_capacity), c_(a.config), dev_(a.draft->device()), whole_tree_(whole_tree) {}
+
+  void start(const std::vector<int64_t>& prompt) override { draft_.start(prompt); }
+
+  Proposal propose(const std::vector<int64_t>& tokens, int64_t room, Rng& rng, StepStats& s) override {
+    const int64_t n = static_cast<int64_t>(tokens.size());  // depth-d nodes sit at position n - 1 + d
+    const SamplingParams& q = c_.draft;
+    tree_ = DraftTree();
+    std::vector<int64_t> beams;  // nodes of the current beams, best first
+    at::Tensor logits = draft_.catch_up(tokens);
+    s.draft_forwards = 1;
+    at::Tensor scores = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(dev_));
+    for (int64_t d = 1; d <= c_.gamma; ++d) {
+      auto [par, tok, tlq, score] = ops::beam_step(logits, scores, c_.width, q.temperature, q.top_k, q.top_p,
+                                                   c_.with_replacement, c_.seed, rng.next());
+      const std::vector<int64_t> par_h = to_vec(par), tok_h = to_vec(tok);
+      const at::Tensor lq_h = tlq.to(at::kCPU).contiguous();
+      std::vector<int64_t> next;
+      for (size_t m = 0; m < tok_h.size(); ++m)
+        next.push_back(tree_.add(d == 1 ? -1 : beams[par_h[m]], tok_h[m], lq_h.data_ptr<float>()[m]));
+      beams = std::move(next);
+      scores = score;
+      if (d == c_.gamma) break;
+      logits = draft_.forward(tree_.rows(beams, n - 1));
+      ++s.draft_forwards;
+    }
+    Proposal p;
+    best_ = tree_.path_to(beams.front());
+    if (whole_tree_) {
+      p.tree = tree_;
+      p.best_leaf = beams.front();
+    } else {
+      std::vector<float> lq;
+      for (int64_t x : best_) lq.push_back(tree_.logprob[x]);
+      p.tree = DraftTree::chain(tree_.tokens_of(best_), lq);
+      p.best_leaf = p.tree.size() - 1;
+    }
+    return p;
+  }
+
+  void accepted(const Proposal& p, const std::vector<int64_t>& path) override {
+    std::vector<int64_t> nodes = path;  // in the beam tree
+    if (!whole_tree_)
+      for (int64_t& x : nodes) x = best_[x];
+    draft_.accept(tree_, nodes);
+  }
+  const KVCache* cache() const override { return &draft_.cache(); }
+
+ private:
+  DraftModel draft_;
+  const DecodeConfig& c_;
+  at::Device dev_;
+  bool whole_tree_;
+  DraftTree tree_;            // this step's beam tree, as the draft cache holds it
+  std::vector<int64_t> best_;  // the top beam's path in it
+};
+
+}  // namespace
+
+std::unique_ptr<Proposer> make_beam_chain_proposer(const ProposerArgs& a) {
+  return std::make_unique<BeamProposer>(a, false);
+}
+std::unique_ptr<Proposer> make_beam_tree_proposer(const ProposerArgs& a) {
+  return std::make_unique<BeamProposer>(a, true);
+}
+
+}  // namespace mtad
