@@ -106,7 +106,7 @@ def build(src: Path | None = None, sanitize: bool = False, jobs: int | None = No
         if lib.exists():
             return lib
         (root / "obj").mkdir(parents=True, exist_ok=True)
-        todo = [(u, o) for u, o in zip(units, objects) if not o.exists()]
+        todo = [(u, o) for u, o in zip(units, objects, strict=True) if not o.exists()]
 
         def compile_one(item: tuple[Path, Path]) -> None:
             unit, obj = item
@@ -121,7 +121,8 @@ def build(src: Path | None = None, sanitize: bool = False, jobs: int | None = No
             list(pool.map(compile_one, todo))
         lib.parent.mkdir(parents=True, exist_ok=True)
         tmp = lib.with_suffix(f".{os.getpid()}.tmp")
-        r = subprocess.run([cxx, *fl, "-shared", "-Wl,-Bsymbolic", "-o", str(tmp), *map(str, objects)], capture_output=True, text=True)
+        link = [cxx, *fl, "-shared", "-Wl,-Bsymbolic", "-o", str(tmp), *map(str, objects)]
+        r = subprocess.run(link, capture_output=True, text=True)
         if r.returncode != 0:
             raise BuildError(f"linking {lib.name} failed:\n{r.stdout}{r.stderr}")
         tmp.replace(lib)
