@@ -42,10 +42,24 @@ def _p(t: torch.Tensor | None) -> ctypes.c_void_p | None:
     return ctypes.c_void_p(t.data_ptr())
 
 
+GUARD = 64  # sentinel elements on either side of every output buffer
+_guarded: list[tuple[torch.Tensor, int]] = []  # (buffer, elements) of the outputs of the call being made
+
+
 def _filled(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> torch.Tensor:
-    if dtype.is_floating_point:
-        return torch.full(tuple(shape), FLOAT_SENTINEL, dtype=dtype)
-    return torch.full(tuple(shape), INT_SENTINEL, dtype=dtype)
+    """An output of `shape` inside a buffer with GUARD sentinel elements before and after,
+    so that a kernel writing past either end is caught even without AddressSanitizer."""
+    n = 1
+    for d in shape:
+        n *= d
+    buf = torch.full((n + 2 * GUARD,), FLOAT_SENTINEL if dtype.is_floating_point else INT_SENTINEL, dtype=dtype)
+    _guarded.append((buf, n))
+    return buf[GUARD:GUARD + n].view(tuple(shape))
+
+
+def _guards_intact(buf: torch.Tensor, n: int) -> bool:
+    s = FLOAT_SENTINEL if buf.dtype.is_floating_point else INT_SENTINEL
+    return bool((buf[:GUARD] == s).all() and (buf[GUARD + n:] == s).all())
 
 
 _I64, _U64, _F32, _P, _I = ctypes.c_int64, ctypes.c_uint64, ctypes.c_float, ctypes.c_void_p, ctypes.c_int
@@ -84,8 +98,13 @@ class Emu:
         self.lib.emu_stats.argtypes = [ctypes.POINTER(ctypes.c_uint64)]
 
     def _call(self, name: str, *args: object) -> None:
+        outputs = list(_guarded)
+        _guarded.clear()
         if getattr(self.lib, name)(*args) != 0:
             raise EmuError(self.lib.emu_last_error().decode())
+        for buf, n in outputs:
+            if not _guards_intact(buf, n):
+                raise EmuError(f"{name[4:]}: the kernel wrote outside an output of {n} elements")
 
     def set_order(self, order: str, seed: int = 1) -> None:
         self.lib.emu_set_order(ORDERS[order], seed)

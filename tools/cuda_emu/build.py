@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -88,11 +89,7 @@ def build(src: Path | None = None, sanitize: bool = False, jobs: int | None = No
     cxx = compiler()
     fl = flags(sanitize)
     root = cache_root()
-    # Every header a kernel may include (ours, the ops', the emulation's) goes into each
-    # object's key: simpler than dependency tracking, and a header edit is rare.
-    headers = sorted(p for p in list(src.rglob("*.h")) + list(src.rglob("*.cuh")) + list(INCLUDE.rglob("*.h")))
-    header_key = _digest(*(p.read_bytes() for p in headers), *(str(p.relative_to(p.parents[1])) for p in headers))
-    env_key = _digest(cxx, _compiler_id(cxx), *fl, header_key)
+    env_key = _digest(cxx, _compiler_id(cxx), *fl)
 
     with _locked(root):
         tree = root / "src" / _digest(env_key, *(p.read_bytes() for p in cuda_dir.iterdir() if p.is_file()))
@@ -101,7 +98,8 @@ def build(src: Path | None = None, sanitize: bool = False, jobs: int | None = No
         includes = [f"-I{tree}", f"-I{src}", f"-I{INCLUDE}"]
         units = [(tree / "ops" / "cuda" / (p.name + ".cpp")) for p in sources]
         units += [HERE / "runtime.cpp", HERE / "harness.cpp"]
-        objects = [root / "obj" / f"{u.stem}-{_digest(env_key, u.read_bytes())}.o" for u in units]
+        roots = [tree, src, INCLUDE]
+        objects = [root / "obj" / f"{u.stem}-{_digest(env_key, *_closure(u, roots))}.o" for u in units]
         lib = root / "lib" / f"libmtad_cuda_emu-{_digest(*(o.name for o in objects))}.so"
         if lib.exists():
             return lib
@@ -127,6 +125,32 @@ def build(src: Path | None = None, sanitize: bool = False, jobs: int | None = No
             raise BuildError(f"linking {lib.name} failed:\n{r.stdout}{r.stderr}")
         tmp.replace(lib)
         return lib
+
+
+INCLUDE_LINE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
+
+
+def _closure(unit: Path, roots: list[Path]) -> list[bytes]:
+    """The unit's text and that of every header it includes from our include roots
+    (recursively, keyed by the name it is included as, so that a copy of the tree elsewhere
+    hits the same objects; system headers are left to the compiler version in the key)."""
+    seen: dict[Path, bytes] = {}
+    keys = [unit.read_bytes()]
+    todo = [unit]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen[p] = p.read_bytes()
+        for name in INCLUDE_LINE.findall(seen[p].decode("utf-8", "replace")):
+            for base in [p.parent, *roots]:
+                q = (base / name).resolve()
+                if q.is_file():
+                    if q not in seen:
+                        keys.append(name.encode() + b"\0" + q.read_bytes())
+                    todo.append(q)
+                    break
+    return sorted(keys)
 
 
 def _write_rewritten(cuda_dir: Path, src: Path, tree: Path) -> None:
