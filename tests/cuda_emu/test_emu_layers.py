@@ -163,6 +163,7 @@ def test_tree_attention_half(emu: Emu, ops, dtype: torch.dtype, D: int, heads: s
     attention_case(emu, ops, dtype, D, H, KVH, T=3, prefix=9, mask_kind=mask_kind)
 
 
+@pytest.mark.emu_heavy
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("prefix,T,heads", [(1000, 1, "gqa"), (997, 3, "mqa"), (300, 6, "mha"), (0, 7, "gqa")])
 def test_tree_attention_long_prefix(emu: Emu, ops, dtype: torch.dtype, prefix: int, T: int, heads: str) -> None:
@@ -177,6 +178,7 @@ def test_tree_attention_row_with_nothing_to_attend(emu: Emu, ops, dtype: torch.d
     attention_case(emu, ops, dtype, 64, 4, 2, T=4, prefix=0, mask_kind="empty_row")
 
 
+@pytest.mark.emu_heavy
 def test_tree_attention_many_rows_use_8_warps(emu: Emu, ops) -> None:
     """>= 512 (token, head) rows with a long scan: the 8-warp configuration."""
     attention_case(emu, ops, torch.float32, 32, 64, 8, T=8, prefix=260, mask_kind="causal")

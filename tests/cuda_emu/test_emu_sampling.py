@@ -46,6 +46,7 @@ def test_normalize(emu: Emu, ops, V: int, setting: tuple[float, int, float]) -> 
     check_normalize(emu, ops, logits_like(3, V, gen), *setting)
 
 
+@pytest.mark.emu_heavy
 @pytest.mark.parametrize("V", [49152, 128256, 50257])
 @pytest.mark.parametrize("setting", [(1.0, 0, 1.0), (0.8, 40, 0.95), (1.0, 0, 0.9), (0.0, 0, 1.0)],
                          ids=lambda s: f"T{s[0]}-k{s[1]}-p{s[2]}")
@@ -171,6 +172,7 @@ def test_beam_step_edges(emu: Emu, ops, width: int, repl: bool, case: str) -> No
     check_beam(emu, ops, logits, scores, width, 1.0, top_k, top_p, repl, seed=width)
 
 
+@pytest.mark.emu_heavy
 @pytest.mark.parametrize("width", [2, 8])
 def test_beam_step_big_vocab(emu: Emu, ops, width: int) -> None:
     gen = torch.Generator().manual_seed(width)
