@@ -93,6 +93,15 @@ def test_activations():
     torch.testing.assert_close(r, a.clamp_min(0))
 
 
+def test_relu_lets_nan_through():
+    """As torch.relu and the CUDA kernel: NaN stays NaN (it used to become 0 on the CPU)."""
+    x = torch.tensor([float("nan"), -1.0, 2.0])
+    ops.relu_(x)
+    assert x[0].isnan() and x[1:].tolist() == [0.0, 2.0]
+    y = ops.linear_relu(torch.ones(1, 1), torch.tensor([[float("nan")], [-1.0]]))
+    assert y[0, 0].isnan() and y[0, 1] == 0
+
+
 @pytest.mark.parametrize("call", [
     lambda: ops.linear(torch.randn(2, 3), torch.randn(4, 5)),
     lambda: ops.rms_norm(torch.randn(2, 3), torch.randn(4), 1e-5),

@@ -25,3 +25,10 @@ else
   echo "nvcc not found: skipping the CUDA compile check"
 fi
 python3 -m pytest -q "$@"
+# The CUDA kernels under the CPU emulation ran above (tests/cuda_emu, thread order forward);
+# here again under AddressSanitizer + UBSan in two more orders, on every 4th case.
+if [ -f "$(c++ -print-file-name=libasan.so 2>/dev/null)" ]; then
+  bash tools/cuda_emu/run_sanitized.sh reverse random:1
+else
+  echo "libasan not found: skipping the sanitized CUDA emulation run"
+fi

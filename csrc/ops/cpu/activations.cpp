@@ -9,7 +9,8 @@ void silu_mul_f32(const float* gate, const float* up, float* out, int64_t n) {
 }
 
 void relu_f32(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = x[i] > 0.f ? x[i] : 0.f;
+  // NaN passes through, as torch.relu and the CUDA kernel do.
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] < 0.f ? 0.f : x[i];
 }
 
 }  // namespace mtad::ops::cpu

@@ -11,7 +11,7 @@ namespace {
 inline float epilogue(Epilogue e, float v, const float* base, int64_t t, int64_t ldbase, int64_t n) {
   switch (e) {
     case Epilogue::kStore: return v;
-    case Epilogue::kRelu: return v > 0.f ? v : 0.f;
+    case Epilogue::kRelu: return v < 0.f ? 0.f : v;  // NaN passes, as torch.relu
     default: return base[t * ldbase + n] + v;
   }
 }
