@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from mtad.cli import _build_parser
+from mtad.methods import DRAFT_METHODS, METHOD_CHOICES, METHODS, resolve_method
 from tiny_models import save_tiny
 
 import mtad_ext
-from mtad.cli import _build_parser
-from mtad.generate import DRAFT_METHODS, METHOD_CHOICES, METHODS, resolve_method
 
 
 @pytest.fixture(scope="module")
