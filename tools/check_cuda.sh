@@ -42,7 +42,8 @@ done
 # generated config header, which C10_CUDA_NO_CMAKE_CONFIGURE_FILE skips.
 checked=${#files[@]}
 if torch_inc=$(python3 -c 'import torch.utils.cpp_extension as c; print(" ".join(c.include_paths()))' 2>/dev/null); then
-  cuda_inc="$(dirname "$(dirname "$(command -v "$NVCC")")")/include"
+  # The toolkit's headers where nvcc itself finds them (nvcc may be a wrapper script).
+  cuda_inc=$("$NVCC" -v -E -x cu /dev/null -o /dev/null 2>&1 | sed -n 's/.*INCLUDES="-I\([^"]*\)".*/\1/p' | head -1)
   host_flags=(-std=gnu++17 -fsyntax-only -DMTAD_WITH_CUDA -DC10_CUDA_NO_CMAKE_CONFIGURE_FILE -Wall -Wextra
               -Wno-unused-parameter -Werror -I csrc -I "$cuda_inc")
   for d in $torch_inc; do host_flags+=(-isystem "$d"); done

@@ -364,6 +364,16 @@ void check_sizes(const char* op, int64_t rows, int64_t V) {
   if (V >= INT32_MAX) fail(op, "rows of 2^31 or more tokens are not supported");
 }
 
+// `draws` rows of sample_kernel, row r reading logprobs + r * row_stride.
+void launch_sample(const char* op, const float* logprobs, int64_t* out, int64_t draws, int64_t V, int64_t row_stride,
+                   uint64_t seed, uint64_t offset, cudaStream_t stream) {
+  check_sizes(op, draws, V);
+  if (draws == 0) return;
+  if (V == 0) fail(op, "rows without tokens");
+  sample_kernel<<<grid_for(draws, 1), kThreads, 0, stream>>>(logprobs, out, draws, V, row_stride, seed, offset);
+  check_launch(op);
+}
+
 }  // namespace
 
 void normalize(const float* logits, float* out, int64_t R, int64_t V, float temperature, int64_t top_k,
@@ -376,20 +386,12 @@ void normalize(const float* logits, float* out, int64_t R, int64_t V, float temp
 
 void sample(const float* logprobs, int64_t* out, int64_t R, int64_t V, uint64_t seed, uint64_t offset,
             cudaStream_t stream) {
-  check_sizes("sample", R, V);
-  if (R == 0) return;
-  if (V == 0) fail("sample", "rows without tokens");
-  sample_kernel<<<grid_for(R, 1), kThreads, 0, stream>>>(logprobs, out, R, V, V, seed, offset);
-  check_launch("sample");
+  launch_sample("sample", logprobs, out, R, V, V, seed, offset, stream);
 }
 
 void sample_repeat(const float* logprobs, int64_t* out, int64_t draws, int64_t V, uint64_t seed, uint64_t offset,
                    cudaStream_t stream) {
-  check_sizes("sample_repeat", draws, V);
-  if (draws == 0) return;
-  if (V == 0) fail("sample_repeat", "a row without tokens");
-  sample_kernel<<<grid_for(draws, 1), kThreads, 0, stream>>>(logprobs, out, draws, V, 0, seed, offset);
-  check_launch("sample_repeat");
+  launch_sample("sample_repeat", logprobs, out, draws, V, 0, seed, offset, stream);
 }
 
 }  // namespace mtad::cuda

@@ -94,14 +94,13 @@ MTAD_HD float sps_residual(float lp, float lq) { return fmaxf(0.f, expf(lp) - ex
 // Speculative sampling's acceptance chain (algorithms.md 2) over tlp [G + 1, V] and
 // dlp [G, V]: token i is accepted while rng(seed, offset + i) < sps_accept_prob of its
 // target and draft log-probs. Writes the sps_accept result out [3]: out[0] = how many
-// were accepted (G when all), out[1] = -1 (the caller draws the next token: from the
-// residual of row out[0] after a rejection, else from p_G, with u = rng(seed, offset +
-// G)), out[2] = the first token outside [0, V), or -1. Returns false for such a token
-// (nothing is accepted then).
+// were accepted (G when all), out[1] = 0 (the caller then draws the next token, see
+// sps_next_token), out[2] = the first token outside [0, V), or -1. Returns false for
+// such a token (nothing is accepted then, and out[1] stays 0).
 MTAD_HD bool sps_chain(const float* tlp, const float* dlp, const int64_t* tokens, int64_t G, int64_t V,
                        uint64_t seed, uint64_t offset, int64_t* out) {
   out[0] = 0;
-  out[1] = -1;
+  out[1] = 0;
   out[2] = -1;
   for (int64_t i = 0; i < G; ++i) {
     if (tokens[i] < 0 || tokens[i] >= V) {
