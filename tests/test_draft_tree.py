@@ -4,6 +4,8 @@ accepted path would make."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from tiny_models import save_tiny
@@ -63,7 +65,7 @@ def test_a_chain_feeds_in_causal_order() -> None:
 
 
 @pytest.mark.parametrize("make", [branching_tree, lambda: DraftTree.chain([4, 8, 15, 16])])
-def test_every_node_gets_the_logits_of_its_path(model: mtad_ext.Model, make) -> None:
+def test_every_node_gets_the_logits_of_its_path(model: mtad_ext.Model, make: Callable[[], DraftTree]) -> None:
     tree = make()
     _, logits = fed(model, tree)
     _, root = causal(model, PREFIX)
@@ -74,7 +76,9 @@ def test_every_node_gets_the_logits_of_its_path(model: mtad_ext.Model, make) -> 
 
 
 @pytest.mark.parametrize("make", [branching_tree, lambda: DraftTree.chain([4, 8, 15, 16])])
-def test_commit_keeps_the_accepted_path_as_a_fresh_forward_would(model: mtad_ext.Model, make) -> None:
+def test_commit_keeps_the_accepted_path_as_a_fresh_forward_would(
+    model: mtad_ext.Model, make: Callable[[], DraftTree]
+) -> None:
     tree = make()
     n = len(PREFIX)
     for leaf in range(-1, len(tree)):
