@@ -751,8 +751,8 @@ uint64_t warp_collective(WarpOp op, const char* file, int line, unsigned mask, u
 [[noreturn]] void kernel_error(const char* file, int line, const char* what) { fail_in_fiber(where(file, line), what); }
 
 void launch_bounds(const char* file, int line, long long max_threads, long long) {
-  Run& r = *g_run;
   (void)running("__launch_bounds__");
+  Run& r = *g_run;
   if (static_cast<long long>(r.n) > max_threads) {
     fail_in_fiber(where(file, line), "a block of " + std::to_string(r.n) + " threads exceeds __launch_bounds__(" +
                                          std::to_string(max_threads) + "): the launch fails on a GPU");
