@@ -96,6 +96,8 @@ class Emu:
         self.lib.emu_set_order.argtypes = [ctypes.c_int, ctypes.c_uint64]
         self.lib.emu_order.restype = ctypes.c_int
         self.lib.emu_stats.argtypes = [ctypes.POINTER(ctypes.c_uint64)]
+        self.lib.emu_set_static_smem_limit.argtypes = [ctypes.c_uint64]
+        self.lib.emu_set_static_smem_limit.restype = ctypes.c_uint64
 
     def _call(self, name: str, *args: object) -> None:
         outputs = list(_guarded)
@@ -108,6 +110,10 @@ class Emu:
 
     def set_order(self, order: str, seed: int = 1) -> None:
         self.lib.emu_set_order(ORDERS[order], seed)
+
+    def set_static_smem_limit(self, n: int) -> int:
+        """The static shared memory a block may declare (default 48 KiB); returns the old one."""
+        return int(self.lib.emu_set_static_smem_limit(n))
 
     def order(self) -> str:
         return {v: k for k, v in ORDERS.items()}[self.lib.emu_order()]

@@ -5,6 +5,7 @@ linked into one shared library that tests load with ctypes.
 Objects and libraries are cached by content (sources, headers, flags, compiler) under
 $MTAD_EMU_CACHE, else $MTAD_CACHE/cuda_emu, else ~/.cache/mtad/cuda_emu, so a second build
 of the same tree links nothing new, and a tree with one edited kernel recompiles one file.
+Entries unused for two weeks are pruned when a new library is linked.
 
 Usage: python tools/cuda_emu/build.py [--sanitize] [--src CSRC]  (prints the library path)
 """
@@ -21,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -102,6 +104,7 @@ def build(src: Path | None = None, sanitize: bool = False, jobs: int | None = No
         objects = [root / "obj" / f"{u.stem}-{_digest(env_key, *_closure(u, roots))}.o" for u in units]
         lib = root / "lib" / f"libmtad_cuda_emu-{_digest(*(o.name for o in objects))}.so"
         if lib.exists():
+            _touch(lib, *objects, tree)
             return lib
         (root / "obj").mkdir(parents=True, exist_ok=True)
         todo = [(u, o) for u, o in zip(units, objects, strict=True) if not o.exists()]
@@ -124,7 +127,28 @@ def build(src: Path | None = None, sanitize: bool = False, jobs: int | None = No
         if r.returncode != 0:
             raise BuildError(f"linking {lib.name} failed:\n{r.stdout}{r.stderr}")
         tmp.replace(lib)
+        _touch(*objects, tree)
+        _prune(root)
         return lib
+
+
+KEEP_DAYS = 14
+
+
+def _touch(*paths: Path) -> None:
+    for p in paths:
+        if p.exists():
+            os.utime(p)
+
+
+def _prune(root: Path) -> None:
+    """Drops cached sources, objects and libraries unused for KEEP_DAYS (every edit of a
+    kernel, and every fault variant of the tests, adds some)."""
+    limit = time.time() - KEEP_DAYS * 86400
+    for sub in ("src", "obj", "lib"):
+        for p in (root / sub).glob("*") if (root / sub).is_dir() else []:
+            if p.stat().st_mtime < limit:
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 INCLUDE_LINE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)

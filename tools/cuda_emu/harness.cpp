@@ -79,6 +79,7 @@ const char* emu_last_error() { return g_error.c_str(); }
 
 void emu_set_order(int order, uint64_t seed) { cuda_emu::set_order(static_cast<cuda_emu::Order>(order), seed); }
 int emu_order() { return static_cast<int>(cuda_emu::order()); }
+uint64_t emu_set_static_smem_limit(uint64_t bytes) { return cuda_emu::set_static_smem_limit(bytes); }
 
 // launches, blocks, threads, switches, warp collectives
 void emu_stats(uint64_t* out) {

@@ -18,13 +18,17 @@ args=("$@")
 cxx="${CXX:-c++}"
 asan="$("$cxx" -print-file-name=libasan.so)"
 [[ -f "$asan" ]] || { echo "run_sanitized: $cxx has no libasan.so" >&2; exit 2; }
+# libstdc++ right after the ASan runtime: python itself does not link it, and ASan must find
+# the real __cxa_throw when it starts, or the first C++ exception (torch's or a
+# KernelError) fails its interceptor.
+stdcxx="$(readlink -f "$("$cxx" -print-file-name=libstdc++.so)")"
 # Build (or find in the cache) outside the preloaded process: the compiler must not run
 # under the ASan runtime.
 python3 tools/cuda_emu/build.py --sanitize >/dev/null
 
 for order in "${orders[@]}"; do
   echo "== tests/cuda_emu under ASan + UBSan, thread order $order"
-  MTAD_EMU_SANITIZE=1 MTAD_EMU_ORDER="$order" MTAD_EMU_SUBSET="${MTAD_EMU_SUBSET-4}" LD_PRELOAD="$asan" \
+  MTAD_EMU_SANITIZE=1 MTAD_EMU_ORDER="$order" MTAD_EMU_SUBSET="${MTAD_EMU_SUBSET-4}" LD_PRELOAD="$asan $stdcxx" \
     ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     python3 -m pytest -q -p no:cacheprovider "${args[@]}"

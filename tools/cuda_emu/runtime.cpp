@@ -751,8 +751,8 @@ uint64_t warp_collective(WarpOp op, const char* file, int line, unsigned mask, u
 [[noreturn]] void kernel_error(const char* file, int line, const char* what) { fail_in_fiber(where(file, line), what); }
 
 void launch_bounds(const char* file, int line, long long max_threads, long long) {
-  Run& r = *g_run;
   (void)running("__launch_bounds__");
+  Run& r = *g_run;
   if (static_cast<long long>(r.n) > max_threads) {
     fail_in_fiber(where(file, line), "a block of " + std::to_string(r.n) + " threads exceeds __launch_bounds__(" +
                                          std::to_string(max_threads) + "): the launch fails on a GPU");
@@ -769,7 +769,8 @@ void* shared_alloc(const void* tag, size_t size, size_t align, const char* file,
   if (r.static_bytes > settings().static_smem_limit) {
     fail_in_fiber(where(file, line), std::string("__shared__ ") + name + " brings the block's static shared memory to " +
                                          std::to_string(r.static_bytes) +
-                                         " bytes, past the 48 KiB a kernel may declare statically");
+                                         " bytes, past the " + std::to_string(settings().static_smem_limit) +
+                                         " a kernel may declare statically (48 KiB on a GPU)");
   }
   if (r.static_bytes + r.cfg.smem > settings().smem_optin_limit) {
     fail_in_fiber(where(file, line), std::string("__shared__ ") + name + ": static plus dynamic shared memory is " +
@@ -838,6 +839,11 @@ void set_order(Order order, uint64_t seed) {
   settings().seed = seed;
 }
 Order order() { return settings().order; }
+size_t set_static_smem_limit(size_t bytes) {
+  const size_t old = settings().static_smem_limit;
+  settings().static_smem_limit = bytes;
+  return old;
+}
 Stats stats() { return g_stats; }
 
 }  // namespace cuda_emu

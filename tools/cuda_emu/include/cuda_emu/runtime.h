@@ -2,6 +2,7 @@
 // thread order, and counters for reports.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -18,6 +19,10 @@ struct KernelError : std::runtime_error {
 enum class Order { Forward = 0, Reverse = 1, Random = 2 };
 void set_order(Order order, uint64_t seed);
 Order order();
+
+// The static shared memory a block may declare (48 KiB, as on every GPU); returns the old
+// limit. Lowering it lets a test provoke an error inside a running block.
+size_t set_static_smem_limit(size_t bytes);
 
 struct Stats {
   uint64_t launches = 0, blocks = 0, threads = 0, switches = 0, warp_collectives = 0;
