@@ -42,9 +42,13 @@ template <class W>
 void gate_up_panels(const float* x, int64_t T, const W* wg, const W* wu, const float* bg, const float* bu, int64_t K,
                     int64_t N, float* out, int64_t n0, int64_t n1) {
   alignas(32) float g[kPanelTileFloats], u[kPanelTileFloats];
-  for_each_panel_tile(n0 / kPanelRows, (n1 + kPanelRows - 1) / kPanelRows, T, [&](int64_t p, int nv, int64_t t0, int tb) {
-    panel_tile_dyn(wg + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, g);
-    panel_tile_dyn(wu + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, u);
+  const int64_t p0 = n0 / kPanelRows;
+  const char* gfrom = reinterpret_cast<const char*>(wg + p0 * kPanelRows * K);
+  const char* ufrom = reinterpret_cast<const char*>(wu + p0 * kPanelRows * K);
+  for_each_panel_tile(p0, (n1 + kPanelRows - 1) / kPanelRows, K, sizeof(W), T,
+                      [&](int64_t p, int nv, int64_t t0, int tb, int64_t pf_first, int64_t pf_count) {
+    panel_tile_dyn(wg + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, g, Prefetch{gfrom, pf_first, pf_count});
+    panel_tile_dyn(wu + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, u, Prefetch{ufrom, pf_first, pf_count});
     const int64_t first = p * kPanelRows, last = std::min(n1, first + nv * kPanelRows);
     for (int j = 0; j < tb; ++j) {
       const int64_t o = j * nv * kPanelRows - first;
@@ -62,8 +66,11 @@ void proj_panels(const float* x, int64_t T, const W* w, const float* b, int64_t 
   constexpr int kPairs = kPanelRows / 2;
   const int64_t half = D / 2;
   alignas(32) float out[kPanelTileFloats];
-  for_each_panel_tile(u0 / kPairs, (u1 + kPairs - 1) / kPairs, T, [&](int64_t p, int nv, int64_t t0, int tb) {
-    panel_tile_dyn(w + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, out);
+  const int64_t p0 = u0 / kPairs;
+  const char* from = reinterpret_cast<const char*>(w + p0 * kPanelRows * K);
+  for_each_panel_tile(p0, (u1 + kPairs - 1) / kPairs, K, sizeof(W), T,
+                      [&](int64_t p, int nv, int64_t t0, int tb, int64_t pf_first, int64_t pf_count) {
+    panel_tile_dyn(w + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, out, Prefetch{from, pf_first, pf_count});
     for (int v = 0; v < nv; ++v)
       for (int j = 0; j < kPairs; ++j) {
         const int64_t u = (p + v) * kPairs + j;

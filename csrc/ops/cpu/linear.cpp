@@ -31,8 +31,11 @@ template <class W>
 void matvec_panels(const float* x, int64_t T, const W* w, const float* b, int64_t K, Epilogue e, float* y,
                    int64_t ldy, const float* base, int64_t ldbase, int64_t n0, int64_t n1) {
   alignas(32) float out[kPanelTileFloats];
-  for_each_panel_tile(n0 / kPanelRows, (n1 + kPanelRows - 1) / kPanelRows, T, [&](int64_t p, int nv, int64_t t0, int tb) {
-    panel_tile_dyn(w + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, out);
+  const int64_t p0 = n0 / kPanelRows;
+  const char* from = reinterpret_cast<const char*>(w + p0 * kPanelRows * K);
+  for_each_panel_tile(p0, (n1 + kPanelRows - 1) / kPanelRows, K, sizeof(W), T,
+                      [&](int64_t p, int nv, int64_t t0, int tb, int64_t pf_first, int64_t pf_count) {
+    panel_tile_dyn(w + p * kPanelRows * K, nv, tb, K, x + t0 * K, K, out, Prefetch{from, pf_first, pf_count});
     const int64_t first = p * kPanelRows, last = std::min(n1, first + nv * kPanelRows);
     for (int j = 0; j < tb; ++j) {
       const float* o = out + j * nv * kPanelRows - first;
