@@ -74,6 +74,12 @@ Decoder::Decoder(Model& target, Model* draft, DecodeConfig config, int64_t capac
     throw InputError("width must be >= 1");
   if (!(c.tau > 0 && c.tau <= 1)) throw InputError("tau must be in (0, 1]");
   if (capacity < 1) throw InputError("capacity must be positive");
+  // The headroom (width * gamma + 1) and the cache size must not overflow int64 (undefined).
+  constexpr int64_t kMaxDraft = int64_t(1) << 31;
+  if (c.method != Method::AR && c.method != Method::ADED && (c.gamma > kMaxDraft || c.width > kMaxDraft))
+    throw InputError("gamma and width must be at most 2^31");
+  if (int64_t total = 0; __builtin_add_overflow(capacity, step_headroom(), &total))
+    throw InputError("capacity " + std::to_string(capacity) + " is too large");
   tcache_ = target_.new_cache(capacity + step_headroom());
   if (draft_ && c.method != Method::AR) dcache_ = draft_->new_cache(capacity + step_headroom());
 }

@@ -1,0 +1,41 @@
+"""Inputs the fuzzers (fuzz/) found mishandled, kept as regression tests: each must now be
+refused with a named error that says what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+from tiny_models import save_tiny
+
+import mtad_ext
+from mtad_ext import Decoder, InputError
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> mtad_ext.Model:
+    return mtad_ext.load_model(str(save_tiny("llama_gqa_tied", "float32", tmp_path_factory.mktemp("fuzz_reg"))))
+
+
+@pytest.mark.parametrize("capacity", [7591762044795968348, 2**63 - 1, 2**50])
+def test_huge_capacity_is_refused_by_name(model: mtad_ext.Model, capacity: int) -> None:
+    """decoder_fuzz: the cache size overflowed inside torch ("Storage size calculation
+    overflowed"), or capacity + headroom overflowed int64 (undefined behaviour)."""
+    named = r"capacity \d+ is too large|cannot allocate a cache of \d+ tokens"
+    with pytest.raises(InputError, match=named):
+        Decoder(model, None, method="ar", capacity=capacity)
+    with pytest.raises(InputError, match=named):
+        model.new_cache(capacity)
+
+
+@pytest.mark.parametrize(("method", "gamma", "width"), [("sps", 2**63 - 1, 4), ("mtad", 2**40, 2**40),
+                                                         ("mtad-tree", 4, 2**62)])
+def test_huge_gamma_or_width_is_refused_by_name(model: mtad_ext.Model, method: str, gamma: int, width: int) -> None:
+    """width * gamma + 1 overflowed int64 before the cache was sized."""
+    with pytest.raises(InputError, match="gamma and width"):
+        Decoder(model, model, method=method, gamma=gamma, width=width, capacity=16)
+
+
+def test_a_reasonable_cache_still_works(model: mtad_ext.Model) -> None:
+    dec = Decoder(model, model, method="sps", gamma=3, capacity=16, temperature=0.0)
+    dec.start([1, 2, 3])
+    assert len(dec.step()) >= 1
+    assert model.new_cache(4).capacity == 4
