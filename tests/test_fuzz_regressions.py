@@ -39,3 +39,22 @@ def test_a_reasonable_cache_still_works(model: mtad_ext.Model) -> None:
     dec.start([1, 2, 3])
     assert len(dec.step()) >= 1
     assert model.new_cache(4).capacity == 4
+
+
+def test_tokenizer_without_unk_token_fails_by_name(tmp_path) -> None:
+    """tokenizer_fuzz: a word-level tokenizer.json with no unk token loaded, then encoding an
+    unknown word raised the Rust side's plain Exception; now ValueError naming the file."""
+    import json
+
+    from conftest import write_tiny_tokenizer
+
+    from mtad.tokenizer import Tokenizer
+
+    write_tiny_tokenizer(tmp_path, 24)
+    spec = json.loads((tmp_path / "tokenizer.json").read_text())
+    spec["model"]["unk_token"] = "[UNK]"  # not in the vocabulary
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
+    tok = Tokenizer(tmp_path)
+    assert tok.encode("the of") == tok.encode("the of")
+    with pytest.raises(ValueError, match="tokenizer.json cannot encode"):
+        tok.encode("zzz-not-a-word")

@@ -271,7 +271,10 @@ class Tokenizer:
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """Token ids of `text`; add_special_tokens adds BOS/EOS as the folder configures."""
         if self._hf is not None:
-            return list(self._hf.encode(text, add_special_tokens=add_special_tokens).ids)
+            try:
+                return list(self._hf.encode(text, add_special_tokens=add_special_tokens).ids)
+            except Exception as e:  # the Rust side raises a plain Exception (e.g. no unk token)
+                raise ValueError(f"{self.model_dir / 'tokenizer.json'} cannot encode {text[:40]!r}: {e}") from e
         ids: list[int] = list(self._sp.EncodeAsIds(text))
         if add_special_tokens:
             if self.add_bos_token and self.bos_token_id is not None:
