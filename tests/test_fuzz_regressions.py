@@ -47,7 +47,6 @@ def test_tokenizer_without_unk_token_fails_by_name(tmp_path) -> None:
     import json
 
     from conftest import write_tiny_tokenizer
-
     from mtad.tokenizer import Tokenizer
 
     write_tiny_tokenizer(tmp_path, 24)
