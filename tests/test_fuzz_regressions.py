@@ -57,3 +57,15 @@ def test_tokenizer_without_unk_token_fails_by_name(tmp_path) -> None:
     assert tok.encode("the of") == tok.encode("the of")
     with pytest.raises(ValueError, match="tokenizer.json cannot encode"):
         tok.encode("zzz-not-a-word")
+
+
+def test_chat_template_that_fails_at_render_fails_by_name(tmp_path) -> None:
+    """tokenizer_fuzz: a chat template whose code raised at render time (here `-messages`)
+    escaped as that TypeError; now ValueError naming the folder and the template's error."""
+    from conftest import write_tiny_tokenizer
+    from mtad.tokenizer import Tokenizer
+
+    write_tiny_tokenizer(tmp_path, 24)
+    (tmp_path / "chat_template.jinja").write_text("{{ -messages }}")
+    with pytest.raises(ValueError, match=r"chat template of .* failed: TypeError"):
+        Tokenizer(tmp_path).apply_chat_template([{"role": "user", "content": "hi"}])

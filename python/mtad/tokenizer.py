@@ -328,7 +328,15 @@ class Tokenizer:
         variables.update(kwargs)
         variables["messages"] = chat
         variables["add_generation_prompt"] = add_generation_prompt
-        return str(_compile_template(source).render(**variables))
+        import jinja2
+
+        template = _compile_template(source)
+        try:
+            return str(template.render(**variables))
+        except jinja2.exceptions.TemplateError:
+            raise  # the template's own raise_exception, or a syntax / security error
+        except Exception as e:  # the template's code failed on these messages (TypeError, ...)
+            raise ValueError(f"the chat template of {self.model_dir} failed: {type(e).__name__}: {e}") from e
 
     def __repr__(self) -> str:
         kind = "tokenizers" if self._hf is not None else "sentencepiece"
