@@ -69,3 +69,13 @@ def test_chat_template_that_fails_at_render_fails_by_name(tmp_path) -> None:
     (tmp_path / "chat_template.jinja").write_text("{{ -messages }}")
     with pytest.raises(ValueError, match=r"chat template of .* failed: TypeError"):
         Tokenizer(tmp_path).apply_chat_template([{"role": "user", "content": "hi"}])
+
+
+@pytest.mark.parametrize("temperature", [5.14634e307, float("inf"), 1e39])
+def test_temperature_beyond_float_is_refused_at_construction(model: mtad_ext.Model, temperature: float) -> None:
+    """decoder_fuzz: the Decoder accepted a temperature that overflows float32, then every
+    step failed inside normalize with a RuntimeError; now InputError when it is made."""
+    with pytest.raises(InputError, match="temperature must be >= 0 and finite"):
+        Decoder(model, None, method="ar", temperature=temperature, capacity=16)
+    with pytest.raises(InputError, match="draft temperature"):
+        Decoder(model, model, method="sps", draft_temperature=temperature, capacity=16)
