@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cmath>
 
 #include "mtad/errors.h"
 
@@ -47,7 +48,9 @@ std::string method_name(Method m) {
 namespace {
 
 void check_sampling(const SamplingParams& p, const std::string& who) {
-  if (!(p.temperature >= 0)) throw InputError(who + " temperature must be >= 0");
+  // The kernels take float: a temperature that overflows float would fail inside a step.
+  if (!(p.temperature >= 0) || !std::isfinite(static_cast<float>(p.temperature)))
+    throw InputError(who + " temperature must be >= 0 and finite as a float32");
   if (p.top_k < 0) throw InputError(who + " top_k must be >= 0");
   if (!(p.top_p >= 0 && p.top_p <= 1)) throw InputError(who + " top_p must be in [0, 1]");
 }
