@@ -28,6 +28,7 @@ runtime="$(${CXX:-c++} -print-file-name=libasan.so)"
 export LD_PRELOAD="$runtime"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export MTAD_SOAK_TOKENS="${MTAD_SOAK_TOKENS:-1000}"  # the soak's paths, not its length (ASan is slow)
 export PYTHONPATH="$PWD/$build/python${PYTHONPATH:+:$PYTHONPATH}"
 python3 -c "import mtad_ext, sys; assert '$build' in mtad_ext._C.__file__, mtad_ext._C.__file__"
 if [ "$#" -eq 0 ]; then
