@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cmath>
 
 #include "decode/methods.h"
 #include "decode/timer.h"
@@ -30,7 +31,9 @@ StepStats& StepStats::operator+=(const StepStats& o) {
 namespace {
 
 void check_sampling(const SamplingParams& p, const std::string& who) {
-  if (!(p.temperature >= 0)) throw InputError(who + " temperature must be >= 0");
+  // The kernels take float: a temperature that overflows float would fail inside a step.
+  if (!(p.temperature >= 0) || !std::isfinite(static_cast<float>(p.temperature)))
+    throw InputError(who + " temperature must be >= 0 and finite as a float32");
   if (p.top_k < 0) throw InputError(who + " top_k must be >= 0");
   if (!(p.top_p >= 0 && p.top_p <= 1)) throw InputError(who + " top_p must be in [0, 1]");
 }
@@ -54,6 +57,12 @@ Decoder::Decoder(Model& target, Model* draft, DecodeConfig config, int64_t capac
   spec_->check(c);
   if (!(c.tau > 0 && c.tau <= 1)) throw InputError("tau must be in (0, 1]");
   if (capacity < 1) throw InputError("capacity must be positive");
+  // The headroom (width * gamma + 1) and the cache size must not overflow int64 (undefined).
+  constexpr int64_t kMaxDraft = int64_t(1) << 31;
+  if (c.method != Method::AR && c.method != Method::ADED && (c.gamma > kMaxDraft || c.width > kMaxDraft))
+    throw InputError("gamma and width must be at most 2^31");
+  if (int64_t total = 0; __builtin_add_overflow(capacity, step_headroom(), &total))
+    throw InputError("capacity " + std::to_string(capacity) + " is too large");
   tcache_ = target_.new_cache(capacity + step_headroom());
   if (spec_->proposer)
     proposer_ = spec_->proposer(ProposerArgs{target_, draft, config_, tcache_.capacity(), trigram_});

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <utility>
 
 #include "io/safetensors.h"
@@ -49,9 +50,20 @@ KVCache Model::new_cache(int64_t capacity) const {
   if (capacity <= 0) throw InputError("new_cache: capacity must be positive, got " + std::to_string(capacity));
   const auto& c = config_;
   auto opts = at::TensorOptions().dtype(dtype_).device(device_);
+  // A capacity whose cache cannot be sized or allocated is the caller's error: name it
+  // rather than surface torch's overflow or allocator message alone.
+  const int64_t per_token = 2 * c.num_layers * c.num_kv_heads * c.head_dim * int64_t(at::elementSize(dtype_));
+  if (capacity > std::numeric_limits<int64_t>::max() / per_token)
+    throw InputError("new_cache: capacity " + std::to_string(capacity) + " is too large (" +
+                     std::to_string(per_token) + " bytes per token)");
   KVCache cache;
-  cache.k = at::zeros({c.num_layers, capacity, c.num_kv_heads, c.head_dim}, opts);
-  cache.v = at::zeros({c.num_layers, capacity, c.num_kv_heads, c.head_dim}, opts);
+  try {
+    cache.k = at::zeros({c.num_layers, capacity, c.num_kv_heads, c.head_dim}, opts);
+    cache.v = at::zeros({c.num_layers, capacity, c.num_kv_heads, c.head_dim}, opts);
+  } catch (const c10::Error& e) {
+    throw InputError("new_cache: cannot allocate a cache of " + std::to_string(capacity) + " tokens (" +
+                     std::to_string(capacity * per_token) + " bytes): " + e.what_without_backtrace());
+  }
   return cache;
 }
 

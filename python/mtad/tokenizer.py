@@ -271,7 +271,10 @@ class Tokenizer:
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """Token ids of `text`; add_special_tokens adds BOS/EOS as the folder configures."""
         if self._hf is not None:
-            return list(self._hf.encode(text, add_special_tokens=add_special_tokens).ids)
+            try:
+                return list(self._hf.encode(text, add_special_tokens=add_special_tokens).ids)
+            except Exception as e:  # the Rust side raises a plain Exception (e.g. no unk token)
+                raise ValueError(f"{self.model_dir / 'tokenizer.json'} cannot encode {text[:40]!r}: {e}") from e
         ids: list[int] = list(self._sp.EncodeAsIds(text))
         if add_special_tokens:
             if self.add_bos_token and self.bos_token_id is not None:
@@ -325,7 +328,15 @@ class Tokenizer:
         variables.update(kwargs)
         variables["messages"] = chat
         variables["add_generation_prompt"] = add_generation_prompt
-        return str(_compile_template(source).render(**variables))
+        import jinja2
+
+        template = _compile_template(source)
+        try:
+            return str(template.render(**variables))
+        except jinja2.exceptions.TemplateError:
+            raise  # the template's own raise_exception, or a syntax / security error
+        except Exception as e:  # the template's code failed on these messages (TypeError, ...)
+            raise ValueError(f"the chat template of {self.model_dir} failed: {type(e).__name__}: {e}") from e
 
     def __repr__(self) -> str:
         kind = "tokenizers" if self._hf is not None else "sentencepiece"

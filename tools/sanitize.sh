@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds mtad_ext._C with AddressSanitizer + UBSan (CMake option MTAD_SANITIZE) in
+# build/asan, apart from the normal build, and runs the native-facing tests on it:
+# loading, forward, every decoding method, the tri-gram table, the bad-input tests.
+# Python is not built with ASan, so the runtime is preloaded; leak detection is off
+# because the interpreter keeps its arenas and interned objects until exit (reported as
+# leaks that are not the engine's). Any ASan or UBSan report aborts the test process.
+# Usage: bash tools/sanitize.sh [pytest args]  (default: the test files below)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build/asan
+torch_prefix="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+json_include="$(python3 -c 'import os, nlohmann_json; print(os.path.dirname(nlohmann_json.__file__))')/include"
+cmake -S . -B "$build" -G Ninja -DMTAD_SANITIZE=ON -DMTAD_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+  -DMTAD_NATIVE=OFF -DPython_EXECUTABLE="$(command -v python3)" -DCMAKE_PREFIX_PATH="$torch_prefix" \
+  -DMTAD_JSON_INCLUDE="$json_include" >/dev/null
+cmake --build "$build" --target _C -j "${MTAD_BUILD_JOBS:-2}"
+
+# A package folder whose mtad_ext is the checkout's Python files plus the sanitized _C;
+# first on PYTHONPATH, so it is imported instead of the normal build.
+pkg="$build/python/mtad_ext"
+rm -rf "$pkg" && mkdir -p "$pkg"
+for f in mtad_ext/*.py mtad_ext/*.pyi; do [ -e "$f" ] && ln -sf "$PWD/$f" "$pkg/"; done
+ln -sf "$PWD/$(ls "$build"/mtad_ext/_C*.so)" "$pkg/"
+
+runtime="$(${CXX:-c++} -print-file-name=libasan.so)"
+export LD_PRELOAD="$runtime"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1:detect_stack_use_after_return=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export MTAD_SOAK_TOKENS="${MTAD_SOAK_TOKENS:-1000}"  # the soak's paths, not its length (ASan is slow)
+export PYTHONPATH="$PWD/$build/python${PYTHONPATH:+:$PYTHONPATH}"
+python3 -c "import mtad_ext, sys; assert '$build' in mtad_ext._C.__file__, mtad_ext._C.__file__"
+if [ "$#" -eq 0 ]; then
+  set -- tests/test_bad_inputs.py tests/test_model_oracle.py tests/test_methods.py tests/test_aded_decode.py \
+    tests/test_aded_table.py tests/test_aded_ops.py tests/test_op_beam_step.py tests/test_op_verify.py \
+    tests/test_op_kv_compact.py tests/test_soak.py
+fi
+python3 -m pytest -q -p no:cacheprovider "$@"
