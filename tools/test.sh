@@ -24,7 +24,9 @@ if command -v nvcc >/dev/null 2>&1; then
 else
   echo "nvcc not found: skipping the CUDA compile check"
 fi
-python3 -m pytest -q "$@"
+# The soak tests generate 3,000 tokens per method here (CI's time budget); run
+# tests/test_soak.py alone for the 10,000-token default.
+MTAD_SOAK_TOKENS="${MTAD_SOAK_TOKENS:-3000}" python3 -m pytest -q "$@"
 # The CUDA kernels under the CPU emulation ran above (tests/cuda_emu, thread order forward);
 # here again under AddressSanitizer + UBSan in two more orders, on every 4th case.
 if [ -f "$(c++ -print-file-name=libasan.so 2>/dev/null)" ]; then
