@@ -90,7 +90,7 @@ FAULTS = [
           check_attention),
     # Warp 0 reads the other warps' partial results before they are written; only an order
     # that runs warp 0 ahead shows it (reverse order happens to be correct).
-    Fault("missing_barrier_block_reduce", "sampling.cu",
+    Fault("missing_barrier_block_reduce", "common.cuh",
           "  if (lane == 0) smem[warp] = v;\n  __syncthreads();", "  if (lane == 0) smem[warp] = v;\n  ;",
           check_normalize_topp, orders=["forward", "random"]),
     Fault("off_by_one_short_loop", "norms.cu",
@@ -104,9 +104,9 @@ FAULTS = [
     Fault("partial_warp_block", "norms.cu", "const int64_t t = (dim + 31) / 32 * 32;", "const int64_t t = dim;",
           check_rms,
           error=r"common\.cuh:\d+: __shfl_xor_sync with mask 0xffffffff names lanes 8-31 .*\(a partial warp\)"),
-    Fault("wrong_shuffle_mask", "sampling.cu", "v = op(v, __shfl_xor_sync(0xffffffffu, v, off));",
+    Fault("wrong_shuffle_mask", "common.cuh", "v = op(v, __shfl_xor_sync(0xffffffffu, v, off));",
           "v = op(v, __shfl_xor_sync(0x0000ffffu, v, off));", check_normalize_topp,
-          error=r"csrc/ops/cuda/sampling\.cu:{line}: __shfl_xor_sync with mask 0x0000ffff(: lane \d+ reads lane \d+, "
+          error=r"csrc/ops/cuda/common\.cuh:{line}: __shfl_xor_sync with mask 0x0000ffff(: lane \d+ reads lane \d+, "
           r"which is not in the mask| called by lane \d+, which the mask does not include)"),
     Fault("block_over_1024_threads", "norms.cu", "constexpr int kMaxThreads = 512;",
           "constexpr int kMaxThreads = 2048;", check_rms, error=r"norms\.cu:\d+: launch of .* at most 1024"),
@@ -118,8 +118,8 @@ FAULTS = [
           "if (threadIdx.x == 0) td::sample_walk(logp, V, parents, tokens, N, seed, offset, info);",
           "if (threadIdx.x == 0) { td::sample_walk(logp, V, parents, tokens, N, seed, offset, info); "
           "__syncthreads(); }", check_tree_sample, error=r"tree_accept\.cu:\d+: divergent barriers"),
-    Fault("early_exit_before_barrier", "verify.cu", "__shared__ int64_t s_n, s_bad;",
-          "__shared__ int64_t s_n, s_bad; if (threadIdx.x == 40) return;", check_sps,
+    Fault("early_exit_before_barrier", "verify.cu", "__shared__ int64_t chain[3];",
+          "__shared__ int64_t chain[3]; if (threadIdx.x == 40) return;", check_sps,
           error=r"verify\.cu:\d+: .*(already exited|exited without reaching)"),
 ]
 
