@@ -1,10 +1,60 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, the `cuda` marker's rule and the CPU-versus-CUDA parametrisation.
+
+The tests mirror csrc/: tests/ops/test_<op>.py per op, tests/methods/ per decoding method,
+tests/model/ the model and its loading, tests/driver/ the Python driver and command line,
+tests/reliability/ distributions, fuzz regressions and soak, tests/cuda_emu/ the CUDA kernels
+under the CPU emulation. Reference implementations live in tests/reference/ only.
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
+
+
+@functools.cache
+def cuda_kernels() -> bool:
+    """A GPU is present and mtad_ext was built with its CUDA kernels."""
+    import torch
+
+    import mtad_ext
+
+    if not torch.cuda.is_available():
+        return False
+    try:
+        mtad_ext.ops.normalize(torch.zeros(1, 2, device="cuda"), 1.0, 0, 1.0)
+    except RuntimeError as e:
+        if "no CUDA kernels" in str(e) or "no kernel" in str(e):
+            return False
+        raise
+    return True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `cuda` run only where the CUDA kernels can run (the one place this rule lives)."""
+    if any(item.get_closest_marker("cuda") for item in items) and not cuda_kernels():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU and mtad built with CUDA")
+        for item in items:
+            if item.get_closest_marker("cuda"):
+                item.add_marker(skip)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def device(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per backend: an op checked against its definition on the CPU is
+    checked the same way on CUDA where a GPU is present."""
+    return request.param
+
+
+@pytest.fixture(params=["float16", "bfloat16"])
+def half(request: pytest.FixtureRequest) -> tuple:
+    """A half-precision dtype and the tolerance a CUDA kernel in it is held to against the
+    CPU's float32 result (the inputs are rounded to it first)."""
+    import torch
+
+    return {"float16": (torch.float16, 2e-2), "bfloat16": (torch.bfloat16, 1e-1)}[request.param]
 
 
 @pytest.fixture(scope="session")
@@ -20,55 +70,13 @@ def smollm2_dir() -> Path:
 
 # -- driver and command tests: tiny model folders with a tokenizer, the SmolLM2 draft ------
 
-TINY_SPECIALS = ["<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
-TINY_CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
-
-
-TINY_WORDS = (
-    "the of and to in is it that for on with as was at by be this are from or an have not they but one "
-    "all we can her has there been if more when will would who so no time only new some could these two may "
-    "first then do any like my now over such our man me even most made after also did many before must "
-    "through back years where much your way well down should because each just those people how too little "
-    "state good very make world still own see men work long get here between both life being under never day "
-    "same another know while last might us great old year off come since against go came right used take three"
-).split()
-
-
-def tiny_words(n: int) -> list[str]:
-    """n distinct lower-case words: common English ones, then made-up ones."""
-    words = list(dict.fromkeys(TINY_WORDS)) + [f"x{i}" for i in range(n)]
-    return words[:n]
-
-
-def write_tiny_tokenizer(folder: Path, vocab_size: int, specials: list[str] | None = None,
-                         eos: str = "</s>") -> None:
-    """A word-level tokenizer.json with exactly vocab_size ids (specials first) and a chat
-    template, so that a tiny random model folder works with mtad.load()."""
-    import json
-
-    from tokenizers import AddedToken
-    from tokenizers import Tokenizer as HFTokenizer
-    from tokenizers.models import WordLevel
-    from tokenizers.pre_tokenizers import Whitespace
-
-    specials = list(specials or TINY_SPECIALS)
-    vocab = {t: i for i, t in enumerate(specials + tiny_words(vocab_size - len(specials)))}
-    tok = HFTokenizer(WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = Whitespace()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
-    tok.save(str(folder / "tokenizer.json"))
-    cfg = {"bos_token": "<s>", "eos_token": eos, "unk_token": "<unk>", "chat_template": TINY_CHAT_TEMPLATE}
-    (folder / "tokenizer_config.json").write_text(json.dumps(cfg), encoding="utf-8")
-
 
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny random Llama folders with one word-level tokenizer: "target" (llama_gqa_tied) and
     "draft" (llama_mha_untied, another random model over the same vocabulary)."""
     from tiny_models import VOCAB, save_tiny
+    from tiny_tokenizer import write_tiny_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_driver")
     out = {"target": save_tiny("llama_gqa_tied", "float32", root),

@@ -74,3 +74,9 @@ def assert_powerful(fit: Fit, n: int) -> None:
 
 def tv_distance(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(p, np.float64) - np.asarray(q, np.float64)).sum())
+
+
+def chi_square(counts: list[int], probs: list[float]) -> float:
+    """Pearson's statistic of counts against exact probabilities (no pooling)."""
+    total = sum(counts)
+    return sum((c - total * p) ** 2 / (total * p) for c, p in zip(counts, probs, strict=True))

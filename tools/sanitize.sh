@@ -32,8 +32,8 @@ export MTAD_SOAK_TOKENS="${MTAD_SOAK_TOKENS:-1000}"  # the soak's paths, not its
 export PYTHONPATH="$PWD/$build/python${PYTHONPATH:+:$PYTHONPATH}"
 python3 -P -c "import mtad_ext, sys; assert '$build' in mtad_ext._C.__file__, mtad_ext._C.__file__"
 if [ "$#" -eq 0 ]; then
-  set -- tests/test_bad_inputs.py tests/test_model_oracle.py tests/test_methods.py tests/test_aded_decode.py \
-    tests/test_aded_table.py tests/test_aded_ops.py tests/test_op_beam_step.py tests/test_op_verify.py \
-    tests/test_op_kv_compact.py tests/test_soak.py
+  set -- tests/model/test_bad_inputs.py tests/model/test_model_oracle.py tests/methods tests/ops \
+    tests/reliability/test_fuzz_regressions.py \
+    tests/reliability/test_soak.py
 fi
 python3 -P -m pytest -q -p no:cacheprovider "$@"  # -P: the checkout's own mtad_ext must not shadow it

@@ -25,7 +25,7 @@ else
   echo "nvcc not found: skipping the CUDA compile check"
 fi
 # The soak tests generate 3,000 tokens per method here (CI's time budget); run
-# tests/test_soak.py alone for the 10,000-token default.
+# tests/reliability/test_soak.py alone for the 10,000-token default.
 MTAD_SOAK_TOKENS="${MTAD_SOAK_TOKENS:-3000}" python3 -m pytest -q "$@"
 # The CUDA kernels under the CPU emulation ran above (tests/cuda_emu, thread order forward);
 # here again under AddressSanitizer + UBSan in two more orders, on every 4th case.

@@ -16,10 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from . import test_emu_verify as verify_tests
+from .cases import attention_case, check_normalize, close, kv_compact_case, rope_inputs, sps_inputs
 from .emu import REPO, Emu, EmuError, load_builder
-from .test_emu_layers import attention_case, close, rope_inputs
-from .test_emu_sampling import check_normalize
 
 pytestmark = pytest.mark.skipif(os.environ.get("MTAD_EMU_SANITIZE") == "1",
                                 reason="faults are injected in the plain build (a memory fault ends a sanitized run)")
@@ -45,7 +43,7 @@ def check_silu(emu: Emu, ops) -> None:
 
 
 def check_kv(emu: Emu, ops) -> None:
-    verify_tests.test_kv_compact(emu, ops, "uint4", "tree_path")
+    kv_compact_case(emu, ops, "uint4", "tree_path")
 
 
 def check_rope(emu: Emu, ops) -> None:
@@ -65,7 +63,7 @@ def check_tree_sample(emu: Emu, ops) -> None:
 
 
 def check_sps(emu: Emu, ops) -> None:
-    tlp, dlp, tokens = verify_tests.sps_inputs(4, 500, torch.Generator().manual_seed(0), "random")
+    tlp, dlp, tokens = sps_inputs(4, 500, torch.Generator().manual_seed(0), "random")
     got = emu.sps_accept(tlp, dlp, tokens, 1, 0)
     assert (int(got[0]), int(got[1])) == tuple(ops.sps_accept(tlp, dlp, tokens, 1, 0))
 

@@ -6,24 +6,15 @@ or two of the storage type."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from .emu import FLOAT_SENTINEL, Emu
+from .cases import attention_case, close, rope_inputs
+from .emu import Emu
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
-# Summation order differs (block reductions vs the CPU's loops): float32 agrees to a few
-# ulps; a 16-bit result may land one or two ulps of its type away.
-TOL = {torch.float32: (2e-5, 1e-5), torch.float16: (2e-3, 1e-3), torch.bfloat16: (1.6e-2, 1e-2)}
 
 
-def close(got: torch.Tensor, want: torch.Tensor, scale: float = 1.0) -> None:
-    assert got.dtype == want.dtype and got.shape == want.shape
-    assert not (got == FLOAT_SENTINEL).any(), "the kernel left output elements unwritten"
-    rtol, atol = TOL[got.dtype]
-    torch.testing.assert_close(got.float(), want.float(), rtol=rtol * scale, atol=atol * scale, equal_nan=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -60,11 +51,6 @@ def test_norms_keep_nan_rows_apart(emu: Emu, ops) -> None:
     close(got, ops.rms_norm(x, torch.ones(300), 1e-6))
 
 
-def rope_inputs(T: int, heads: int, D: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    x = torch.randn(T, heads, D).to(dtype)
-    positions = torch.randint(0, 4096, (T,), dtype=torch.int64)
-    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, D, 2, dtype=torch.float32) / D))
-    return x, positions, inv_freq
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -114,33 +100,8 @@ def test_relu_stays_in_bounds(emu: Emu) -> None:
 
 # -- tree attention -------------------------------------------------------------------------
 
-def random_tree_mask(M: int, T: int, gen: torch.Generator) -> torch.Tensor:
-    """mask [T, M] of the last T nodes of a random tree of M nodes (parents first): row t
-    attends to the ancestors of node M - T + t and to itself."""
-    parents = [-1] + [int(torch.randint(-1, i, (1,), generator=gen)) for i in range(1, M)]
-    anc = torch.zeros(M, M, dtype=torch.bool)
-    for i in range(M):
-        anc[i, i] = True
-        if parents[i] >= 0:
-            anc[i] |= anc[parents[i]]
-    return anc[M - T:].contiguous()
 
 
-def attention_case(emu: Emu, ops, dtype: torch.dtype, D: int, H: int, KVH: int, T: int, prefix: int,
-                   mask_kind: str) -> None:
-    gen = torch.Generator().manual_seed(D * 1000 + H * 100 + KVH * 10 + T + prefix)
-    M = T if mask_kind == "causal" else T + 5
-    mask = None if mask_kind == "causal" else random_tree_mask(M, T, gen)
-    if mask_kind == "empty_row":
-        mask[0] = False  # with prefix 0: a row that attends to nothing (zeros)
-    C = prefix + M + 3  # spare slots past the region: reading them would change the result
-    q = torch.randn(T, H, D, generator=gen).to(dtype)
-    k = torch.randn(C, KVH, D, generator=gen).to(dtype)
-    v = torch.randn(C, KVH, D, generator=gen).to(dtype)
-    scale = 1.0 / math.sqrt(D)
-    got = emu.tree_attention(q, k, v, prefix, mask, scale)
-    want = ops.tree_attention(q.float(), k.float(), v.float(), prefix, mask, scale)
-    close(got, want.to(dtype), scale=2.0)
 
 
 HEADS = {"mha": (4, 4), "gqa": (8, 2), "mqa": (6, 1)}

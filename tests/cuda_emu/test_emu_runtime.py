@@ -9,8 +9,8 @@ import re
 import pytest
 import torch
 
+from .cases import attention_case, random_tree_mask
 from .emu import Emu, EmuError
-from .test_emu_layers import attention_case, random_tree_mask
 
 
 def test_error_inside_a_block_names_the_line_and_recovers(emu: Emu, ops) -> None:

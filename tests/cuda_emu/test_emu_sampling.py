@@ -10,7 +10,8 @@ import math
 import pytest
 import torch
 
-from .emu import FLOAT_SENTINEL, INT_SENTINEL, Emu
+from .cases import check_normalize
+from .emu import INT_SENTINEL, Emu
 
 INF = float("inf")
 INT64_MIN = -(2**63)
@@ -20,17 +21,6 @@ def logits_like(R: int, V: int, gen: torch.Generator, spread: float = 3.0) -> to
     return torch.randn(R, V, generator=gen) * spread
 
 
-def check_normalize(emu: Emu, ops, logits: torch.Tensor, T: float, k: int, p: float) -> torch.Tensor:
-    got = emu.normalize(logits, T, k, p)
-    want = ops.normalize(logits, T, k, p)
-    assert not (got == FLOAT_SENTINEL).any(), "unwritten output"
-    # The kept set (finite entries) and NaNs exactly; values to rounding (sums differ in order).
-    assert torch.equal(got.isfinite(), want.isfinite()), "different kept tokens"
-    assert torch.equal(got.isnan(), want.isnan())
-    assert torch.equal(got == -INF, want == -INF)
-    fin = want.isfinite()
-    torch.testing.assert_close(got[fin], want[fin], rtol=1e-5, atol=2e-5)
-    return got
 
 
 # (temperature, top_k, top_p): plain, greedy, top-k, top-p, both, and the "keep all" spellings

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from .cases import KV_CASES, kv_compact_case, sps_inputs
 from .emu import FLOAT_SENTINEL, TREE_HEADER, VERIFY_HEADER, Emu
 
 INF = float("inf")
@@ -82,19 +83,6 @@ def test_verify_reports_bad_trees(emu: Emu, ops, bad: str, status: int) -> None:
         ops.verify(logits, parents, tokens, best_lq, 0.5, 1.0, 0, 1.0, 1, 0)
 
 
-def sps_inputs(G: int, V: int, gen: torch.Generator, case: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    tlp = torch.log_softmax(torch.randn(G + 1, V, generator=gen) * 2, 1)
-    dlp = torch.log_softmax(torch.randn(G, V, generator=gen) * 2, 1)
-    tokens = torch.multinomial(dlp.exp(), 1, generator=gen).reshape(-1) if G else torch.zeros(0, dtype=torch.int64)
-    if case == "close" and G:  # draft close to the target: long acceptances
-        dlp = torch.log_softmax(tlp[:G] + 0.1 * torch.randn(G, V, generator=gen), 1)
-    if case == "masked" and G:  # top-k style -inf entries on both sides
-        tlp[:, V // 2:] = -INF
-        tlp = torch.log_softmax(tlp, 1)
-        dlp[0, int(tokens[0])] = -INF  # a token the draft gives no mass: accepted if p has it
-    if case == "same" and G:  # identical distributions: the residual is empty, p is used
-        dlp = tlp[:G].clone()
-    return tlp, dlp, tokens
 
 
 @pytest.mark.parametrize("G", [0, 1, 4, 8])
@@ -163,36 +151,14 @@ def test_tree_sample_residual_without_mass(emu: Emu) -> None:
 
 # -- kv_compact: every word width the launcher picks (16, 8, 4, 2, 1 bytes) -----------------
 
-KV_CASES = {  # (dtype, KVH, D, storage offset in elements): row bytes and base alignment
-    "uint4": (torch.float32, 2, 64, 0),
-    "uint2": (torch.float16, 1, 4, 0),
-    "uint32": (torch.float16, 1, 2, 0),
-    "uint16": (torch.bfloat16, 1, 1, 0),
-    "uint8": (torch.uint8, 3, 1, 1),
-    "uint8_odd_base": (torch.uint8, 1, 16, 1),
-}
 
 
-def kv_tensor(L: int, C: int, KVH: int, D: int, dtype: torch.dtype, offset: int, gen: torch.Generator) -> torch.Tensor:
-    n = L * C * KVH * D
-    buf = torch.randint(0, 250, (n + offset,), generator=gen).to(dtype)
-    return buf[offset:].view(L, C, KVH, D)
 
 
 @pytest.mark.parametrize("width", list(KV_CASES))
 @pytest.mark.parametrize("case", ["chain", "tree_path", "in_place", "overlap"])
 def test_kv_compact(emu: Emu, ops, width: str, case: str) -> None:
-    dtype, KVH, D, offset = KV_CASES[width]
-    gen = torch.Generator().manual_seed(len(width) + len(case))
-    L, C, prefix = 3, 40, 11
-    slots = {"chain": [11, 12, 13], "tree_path": [12, 15, 22, 30], "in_place": [11, 12, 20],
-             "overlap": [13, 14, 15, 16]}[case]  # overlap: a source is a later destination
-    s = torch.tensor(slots, dtype=torch.int64)
-    k, v = kv_tensor(L, C, KVH, D, dtype, offset, gen), kv_tensor(L, C, KVH, D, dtype, offset, gen)
-    k2, v2 = k.clone(), v.clone()
-    emu.kv_compact(k, v, prefix, s)
-    ops.kv_compact(k2, v2, prefix, s)
-    assert torch.equal(k, k2) and torch.equal(v, v2)
+    kv_compact_case(emu, ops, width, case)
 
 
 def test_outputs_are_written(emu: Emu) -> None:

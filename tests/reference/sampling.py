@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 import torch
-from rng_ref import rng_uniform
 from torch import Tensor
+
+from reference.rng import rng_uniform
 
 NEG_INF = -math.inf
 

@@ -7,7 +7,7 @@ backward turns them into the softmax in place, subtracts the teacher's probabili
 top-k ids and multiplies out the two gradients: three matrix products, and one temporary copy
 of the logits (inside logsumexp) instead of several kept for autograd. Forward and backward of
 a training step: 1.31x faster on this 2-core CPU (8 real batches, both ways in one run). Same
-loss and gradients as the autograd formula (tests/test_distill.py).
+loss and gradients as the autograd formula (tests/driver/test_distill.py).
 
 `sampled_head_soft_ce` is the same loss with the softmax's normaliser estimated from about a
 quarter of the vocabulary (sampled softmax): training steps 2.2x faster here (real runs).

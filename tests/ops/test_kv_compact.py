@@ -12,8 +12,6 @@ from tiny_models import save_tiny
 import mtad_ext
 from mtad_ext import ops
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
@@ -154,7 +152,6 @@ def test_kv_compact_rejects_bad_tensors() -> None:
         ops.kv_compact(k, k, 0, torch.tensor([1]))
 
 
-@cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kv_compact_cuda_matches_cpu(dtype: torch.dtype) -> None:

@@ -1,28 +1,19 @@
 """tree_accept and tree_sample (ADED's trie acceptance, algorithms.md 4) against plain
 Python implementations drawing the same counter-based uniforms, and the sampler's
-losslessness measured on a tiny vocabulary (like SpS's test in test_op_verify.py)."""
+losslessness measured on a tiny vocabulary (like SpS's test in tests/ops/test_verify.py)."""
 
 from __future__ import annotations
 
 import math
-import struct
 
 import pytest
 import torch
-from test_aded_mcts import uniform
+from dist_stats import chi_square
+from reference.tree import ref_tree_accept, ref_tree_sample
 
 from mtad_ext import ops
 
-# Decisions closer than these to their threshold are left to rounding (float32 engine,
-# float64 reference) and skipped.
-MARGIN = 1e-6
 CHI2_CRIT_4DOF = 23.51  # chi-square, 4 degrees of freedom, p = 1e-4 (seeded: the outcome is fixed)
-
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def f32(x: float) -> float:
-    return struct.unpack("f", struct.pack("f", x))[0]
 
 
 def random_trie(g: torch.Generator, n: int, vocab: int) -> tuple[list[int], list[int]]:
@@ -39,72 +30,10 @@ def random_trie(g: torch.Generator, n: int, vocab: int) -> tuple[list[int], list
     return parents, tokens
 
 
-def ref_tree_accept(best: list[int], parents: list[int], tokens: list[int]) -> tuple[int, list[int], int]:
-    matched: list[int] = []
-    a, end = 0, -1
-    for n, p in enumerate(parents):
-        ok = tokens[n] == best[p + 1] and (p < 0 or matched[p] > 0)
-        matched.append((1 if p < 0 else matched[p] + 1) if ok else 0)
-        if matched[n] > a:
-            a, end = matched[n], n
-    path, n = [], end
-    while n >= 0:
-        path.append(n)
-        n = parents[n]
-    return a, path[::-1], best[end + 1]
-
-
 def call_accept(target: torch.Tensor, parents: list[int], tokens: list[int]) -> tuple[int, list[int], int]:
     r = ops.tree_accept(target, torch.tensor(parents, dtype=torch.int64), torch.tensor(tokens, dtype=torch.int64))
     assert r["accept_node"] == (r["path"][-1].item() if r["accept_len"] else -1)
     return r["accept_len"], r["path"].tolist(), r["next_token"]
-
-
-def ref_tree_sample(
-    logp: torch.Tensor, parents: list[int], tokens: list[int], seed: int, offset: int
-) -> tuple[int, list[int], int, bool]:
-    """(accept_len, path, next token, ambiguous): the walk of sample_walk and the draw."""
-    n_nodes, vocab = len(parents), logp.shape[1]
-    rows = logp.double().tolist()
-    node, path, ambiguous = -1, [], False
-    while True:
-        p = rows[node + 1]
-        mass, rejected, nxt = 0.0, [], -1
-        for c in range(node + 1, n_nodes):
-            if parents[c] != node:
-                continue
-            x = tokens[c]
-            seen = x in rejected
-            px = 0.0 if seen else math.exp(p[x])
-            rest = 1.0 - mass
-            accept = min(1.0, px / rest) if rest > 0 else 0.0
-            u = uniform(seed, offset + c)
-            ambiguous |= abs(u - accept) < MARGIN
-            if u < accept:
-                nxt = c
-                break
-            if not seen:
-                mass += px
-                rejected.append(x)
-        if nxt < 0:
-            break
-        path.append(nxt)
-        node = nxt
-    p = rows[node + 1]
-    weights = [0.0 if v in rejected else f32(math.exp(p[v])) for v in range(vocab)]
-    u = uniform(seed, offset + n_nodes)
-    total = sum(weights)
-    token = -1
-    if total > 0:
-        target, cum = u * total, 0.0
-        for v, w in enumerate(weights):
-            if w > 0:
-                cum += w
-                ambiguous |= abs(cum - target) < MARGIN
-                token = v
-                if cum > target:
-                    break
-    return len(path), path, token, ambiguous
 
 
 def call_sample(logp: torch.Tensor, parents: list[int], tokens: list[int], seed: int, offset: int
@@ -221,11 +150,6 @@ def test_tree_sample_rejects_bad_input() -> None:
         call_sample(torch.full((3, 4), -math.inf), [-1, 0], [1, 2], 0, 0)
 
 
-def chi_square(counts: list[int], probs: list[float]) -> float:
-    total = sum(counts)
-    return sum((c - total * p) ** 2 / (total * p) for c, p in zip(counts, probs, strict=True))
-
-
 def test_tree_sample_is_lossless() -> None:
     """The first emitted token is distributed as the target's row 0; given that it is node
     0's token (so node 0 was accepted), the second is distributed as row 1. The draft
@@ -254,7 +178,7 @@ def test_tree_sample_is_lossless() -> None:
     assert accepted / trials > 0.5  # the candidates are used, not just the final draw
 
 
-@cuda
+@pytest.mark.cuda
 def test_cuda_matches_cpu() -> None:
     g = torch.Generator().manual_seed(8)
     for case in range(100):

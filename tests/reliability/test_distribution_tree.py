@@ -156,4 +156,3 @@ def test_simulated_samplers_prove_the_test(rows: np.ndarray, bias: str) -> None:
     assert fit.rejects == (bias != "correct"), (bias, fit)
     if bias == "temperature_5pc":
         assert tv_distance(exact_cells(sim_rows), exact) > 0.01
-

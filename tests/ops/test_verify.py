@@ -6,31 +6,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 import torch
-from reference.sampling import normalize
-from rng_ref import uniform
+from dist_stats import chi_square
+from reference.rng import uniform
+from reference.verify import VerifyRef, draw, ref_normalize, reference_sps, reference_verify
 
 from mtad_ext import ops
 
-NEG_INF = -math.inf
-# A decision whose two sides are closer than this is left to float32 rounding, where the
-# engine (float32) and the references (float64) may disagree: such cases are skipped.
-MARGIN = 1e-4
-# The same for an inverse-CDF draw: the running sum (double in the engine) against u.
-DRAW_MARGIN = 1e-6
-
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def ref_normalize(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
-    """The reference log-probabilities in float32, as the ops take them."""
-    return normalize(logits, temperature, top_k, top_p)[0].float()
-
-
-# ---- the engine's counter-based uniforms (csrc/ops/rng.h, replicated in rng_ref.py) ---
+# ---- the engine's counter-based uniforms (csrc/ops/rng.h, replicated in tests/reference/rng.py) ---
 
 
 def test_uniform_is_in_open_unit_interval_and_spread() -> None:
@@ -39,88 +24,7 @@ def test_uniform_is_in_open_unit_interval_and_spread() -> None:
     assert abs(sum(us) / len(us) - 0.5) < 0.02
 
 
-def draw(weights: list[float], target: float) -> tuple[int, float]:
-    """First id whose running sum exceeds target (else the last with weight), and how
-    close the running sum came to target at the decisive ids."""
-    cum, last, margin = 0.0, -1, math.inf
-    for v, w in enumerate(weights):
-        if w <= 0.0:
-            continue
-        cum += w
-        last = v
-        margin = min(margin, abs(cum - target))
-        if cum > target:
-            return v, margin
-    return last, margin
-
-
 # ---- verify --------------------------------------------------------------------------
-
-
-@dataclass
-class VerifyRef:
-    accept_len: int
-    accept_node: int
-    path: list[int]
-    bonus_token: int
-    node_logprob: torch.Tensor
-    ambiguous: bool  # a decision lies within MARGIN of flipping
-
-
-def reference_verify(
-    logits: torch.Tensor,
-    parents: list[int],
-    tokens: list[int],
-    best_lq: list[float],
-    tau: float,
-    params: tuple[float, int, float],
-    seed: int,
-    offset: int,
-) -> VerifyRef:
-    """Sections 3.2 / 3.3 written out node by node in float64."""
-    logp = ref_normalize(logits, *params).double().tolist()
-    n_nodes = len(parents)
-    lp: list[float] = []
-    depth: list[int] = []
-    for n in range(n_nodes):
-        p = parents[n]
-        row = 0 if p < 0 else p + 1
-        lp.append((0.0 if p < 0 else lp[p]) + logp[row][tokens[n]])
-        depth.append(1 if p < 0 else depth[p] + 1)
-    lq_cum = [sum(best_lq[:d]) for d in range(1, len(best_lq) + 1)]
-    log_tau = math.log(tau)
-    margin = math.inf
-    passing: list[int] = []
-    for n in range(n_nodes):
-        gap = lp[n] - lq_cum[depth[n] - 1] - log_tau
-        if math.isfinite(gap):
-            margin = min(margin, abs(gap))
-        if gap > 0:
-            passing.append(n)
-    a = max((depth[n] for n in passing), default=0)
-    node, path = -1, []
-    if a > 0:
-        at_a = [n for n in passing if depth[n] == a]
-        node = min(at_a, key=lambda n: (-lp[n], n))
-        # Nearly (but not exactly) tied LPs: the float32 engine may order them otherwise.
-        for n in at_a:
-            if n != node and 0 < lp[node] - lp[n] < MARGIN:
-                margin = 0.0
-        m = node
-        while m >= 0:
-            path.append(m)
-            m = parents[m]
-        path.reverse()
-    row = 0 if a == 0 else node + 1
-    bonus, draw_margin = draw([math.exp(x) for x in logp[row]], uniform(seed, offset))
-    return VerifyRef(
-        accept_len=a,
-        accept_node=node,
-        path=path,
-        bonus_token=bonus,
-        node_logprob=torch.tensor(lp, dtype=torch.float64),
-        ambiguous=margin < MARGIN or draw_margin < DRAW_MARGIN,
-    )
 
 
 def call_verify(
@@ -398,35 +302,6 @@ def test_verify_rejects_bad_inputs(name: str, change: dict, message: str) -> Non
 # ---- sps_accept ----------------------------------------------------------------------
 
 
-def reference_sps(
-    tlp: torch.Tensor, dlp: torch.Tensor, tokens: list[int], seed: int, offset: int
-) -> tuple[int, int, bool]:
-    """Section 2 in float64: (accepted, next token, ambiguous)."""
-    p_rows, q_rows = tlp.double().tolist(), dlp.double().tolist()
-    g = len(tokens)
-    n, margin, draw_margin = g, math.inf, math.inf
-    for i, x in enumerate(tokens):
-        lp, lq = p_rows[i][x], q_rows[i][x]
-        ratio = 0.0 if lp == NEG_INF else 1.0 if lq == NEG_INF else min(1.0, math.exp(lp - lq))
-        u = uniform(seed, offset + i)
-        margin = min(margin, abs(u - ratio))
-        if not u < ratio:
-            n = i
-            break
-    u = uniform(seed, offset + g)
-    p = [math.exp(x) for x in p_rows[n]]
-    token = -1
-    if n < g:
-        residual = [max(0.0, pv - math.exp(qv)) for pv, qv in zip(p, q_rows[n], strict=True)]
-        total = sum(residual)
-        if total > 0:
-            token, m = draw(residual, u * total)
-            draw_margin = m / total
-    if token < 0:
-        token, draw_margin = draw(p, u)
-    return n, token, margin < MARGIN or draw_margin < DRAW_MARGIN
-
-
 def random_sps_case(
     g: torch.Generator, n_draft: int, vocab: int, top_k: int
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -528,11 +403,6 @@ def test_sps_accept_no_draft_samples_target() -> None:
 CHI2_CRIT_4DOF = 23.51
 
 
-def chi_square(counts: list[int], probs: list[float]) -> float:
-    total = sum(counts)
-    return sum((c - total * p) ** 2 / (total * p) for c, p in zip(counts, probs, strict=True))
-
-
 @pytest.mark.parametrize("n_draft", [2, 3])
 def test_sps_accept_is_lossless(n_draft: int) -> None:
     """Position i of the output, over many steps (offsets), is distributed as p_i: the
@@ -594,7 +464,6 @@ def test_sps_accept_rejects_bad_inputs(
 # ---- CUDA against the CPU reference ---------------------------------------------------
 
 
-@cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize("params", PARAMS)
 def test_verify_cuda_matches_cpu(params: tuple[float, int, float]) -> None:
@@ -614,7 +483,6 @@ def test_verify_cuda_matches_cpu(params: tuple[float, int, float]) -> None:
         torch.testing.assert_close(dev["node_logprob"].cpu(), cpu["node_logprob"], atol=1e-5, rtol=1e-5)
 
 
-@cuda
 @pytest.mark.cuda
 def test_verify_cuda_reports_bad_tree() -> None:
     logits = torch.zeros(3, 4, device="cuda")
@@ -625,7 +493,6 @@ def test_verify_cuda_reports_bad_tree() -> None:
             call_verify(logits, parents, tokens, [-1.0, -1.0], 0.5, (1.0, 0, 1.0), 0, 0, "cuda")
 
 
-@cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize(("vocab", "top_k"), [(5, 0), (50, 10), (3000, 0), (50000, 50)])
 def test_sps_accept_cuda_matches_cpu(vocab: int, top_k: int) -> None:

@@ -46,8 +46,8 @@ def test_tokenizer_without_unk_token_fails_by_name(tmp_path) -> None:
     unknown word raised the Rust side's plain Exception; now ValueError naming the file."""
     import json
 
-    from conftest import write_tiny_tokenizer
     from mtad.tokenizer import Tokenizer
+    from tiny_tokenizer import write_tiny_tokenizer
 
     write_tiny_tokenizer(tmp_path, 24)
     spec = json.loads((tmp_path / "tokenizer.json").read_text())
@@ -62,8 +62,8 @@ def test_tokenizer_without_unk_token_fails_by_name(tmp_path) -> None:
 def test_chat_template_that_fails_at_render_fails_by_name(tmp_path) -> None:
     """tokenizer_fuzz: a chat template whose code raised at render time (here `-messages`)
     escaped as that TypeError; now ValueError naming the folder and the template's error."""
-    from conftest import write_tiny_tokenizer
     from mtad.tokenizer import Tokenizer
+    from tiny_tokenizer import write_tiny_tokenizer
 
     write_tiny_tokenizer(tmp_path, 24)
     (tmp_path / "chat_template.jinja").write_text("{{ -messages }}")

@@ -4,30 +4,16 @@ and its errors, and the `mtad build-trigram` command with its corpus recipes."""
 from __future__ import annotations
 
 import struct
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 import torch
+from reference.aded import reference_rows
 
 import mtad_ext
 from mtad_ext import FormatError, InputError, TrigramTable
 
 HEADER = struct.Struct("<8sIIQQQQQQ")  # magic, version, header bytes, vocab, C, E, payload, checksum, reserved
-
-
-def reference_rows(seqs: list[list[int]], k: int) -> dict[tuple[int, int], list[tuple[int, float]]]:
-    """Counts normalised per context, best k kept (ties: lower id), no renormalisation."""
-    counts: dict[tuple[int, int], Counter[int]] = defaultdict(Counter)
-    for s in seqs:
-        for a, b, c in zip(s, s[1:], s[2:], strict=False):
-            counts[(a, b)][c] += 1
-    rows = {}
-    for ctx, cnt in counts.items():
-        total = sum(cnt.values())
-        row = sorted(((c, n / total) for c, n in cnt.items()), key=lambda e: (-e[1], e[0]))
-        rows[ctx] = row[:k] if k else row
-    return rows
 
 
 def random_sequences(seed: int, n: int, length: int, vocab: int) -> list[list[int]]:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from reference.sampling import normalize
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import quality  # noqa: E402
 import quality_humaneval  # noqa: E402
 from quality_score import estimate  # noqa: E402

@@ -14,9 +14,9 @@ from typing import Any
 
 import mtad
 import pytest
-from conftest import write_tiny_tokenizer
 from mtad import AdedOptions, Generator, IncompatibleDraftError, MtadGreedyWarning
 from mtad.tokenizer import Tokenizer
+from tiny_tokenizer import write_tiny_tokenizer
 
 METHODS = ["ar", "sps", "mtad", "mtad-tree"]
 SAMPLED = dict(temperature=1.0, top_k=10, top_p=0.9)
@@ -289,7 +289,7 @@ def _other_vocab_draft(root: Path) -> Path:
 
 
 def test_incompatible_drafts_are_refused(gen: Generator, tiny_dirs: dict[str, Path], tmp_path: Path) -> None:
-    from conftest import TINY_SPECIALS
+    from tiny_tokenizer import TINY_SPECIALS
 
     target, draft = tiny_dirs["target"], tiny_dirs["draft"]
     cases: list[tuple[Path, str]] = []

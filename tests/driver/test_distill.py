@@ -15,7 +15,7 @@ from mtad.distill.student import grow, mlp_activity, pca_embedding, shrink_mlp
 
 import mtad_ext
 
-DRAFT_DIR = Path(__file__).resolve().parent.parent / "drafts" / "smollm2-135m-draft"
+DRAFT_DIR = Path(__file__).resolve().parents[2] / "drafts" / "smollm2-135m-draft"
 GREEDY = dict(temperature=0.0, top_k=0, top_p=1.0)
 
 

@@ -7,21 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_methods import assert_caches_rebuilt, run
-from tiny_models import VOCAB, save_tiny
+from decoding import GREEDY, SAMPLED, SMOL_PROMPT, assert_caches_rebuilt, run
+from tiny_models import VOCAB
 
 import mtad_ext
 from mtad_ext import AdedParams, Decoder, InputError, TrigramTable
 
-GREEDY = dict(temperature=0.0, top_k=0, top_p=1.0)
-SAMPLED = dict(temperature=1.0, top_k=10, top_p=0.9)
 ARCHS = ["llama_gqa_tied", "opt_pre_ln"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, mtad_ext.Model]:
-    root = tmp_path_factory.mktemp("tiny_aded")
-    return {n: mtad_ext.load_model(str(save_tiny(n, "float32", root))) for n in ARCHS}
 
 
 def noisy_table(seqs: list[list[int]], seed: int) -> TrigramTable:
@@ -251,7 +243,6 @@ def test_bad_use_raises(tiny: dict) -> None:
 
 # ---- SmolLM2 ----------------------------------------------------------------------------
 
-SMOL_PROMPT = [1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3717, 3057, 2, 198, 1, 4093, 198]
 REPETITIVE = [
     "Repeat the sentence 'The cat sat on the mat.' five times.",
     "Count from 1 to 40, separated by commas.",
@@ -259,30 +250,26 @@ REPETITIVE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def smol(smollm2_dir: Path) -> mtad_ext.Model:
-    return mtad_ext.load_model(str(smollm2_dir))
-
-
 @pytest.mark.smollm2
-def test_smollm2_greedy_aded_equals_ar(smol: mtad_ext.Model, smollm2_dir: Path) -> None:
+def test_smollm2_greedy_aded_equals_ar(smol_target: mtad_ext.Model, smollm2_dir: Path) -> None:
     from mtad.aded_build import build_table, stdlib_files
 
     n = 48
-    ar = run(Decoder(smol, method="ar", capacity=256, **GREEDY), SMOL_PROMPT, n)[:n]
+    ar = run(Decoder(smol_target, method="ar", capacity=256, **GREEDY), SMOL_PROMPT, n)[:n]
     picked = [f for f in stdlib_files() if f.name in {"textwrap.py", "string.py"}]
     table = build_table(smollm2_dir, picked, progress=False)
-    dec = Decoder(smol, method="aded", capacity=256, **GREEDY)
+    dec = Decoder(smol_target, method="aded", capacity=256, **GREEDY)
     dec.set_trigram_table(table)
     assert run(dec, SMOL_PROMPT, n)[:n] == ar
     s = dec.total_stats
     assert s["drafted"] > 0
     # 30 real layers: K/V of magnitude ~1-10, so float32 reordering shows at ~1e-5.
-    assert_caches_rebuilt(smol, dec.target_cache, dec.tokens, atol=1e-4)
+    assert_caches_rebuilt(smol_target, dec.target_cache, dec.tokens, atol=1e-4)
 
 
 @pytest.mark.smollm2
-def test_smollm2_adaptation_raises_acceptance_on_repetitive_text(smol: mtad_ext.Model, smollm2_dir: Path) -> None:
+def test_smollm2_adaptation_raises_acceptance_on_repetitive_text(smol_target: mtad_ext.Model,
+                                                                 smollm2_dir: Path) -> None:
     """Fixed prompts whose answers repeat themselves, 64 greedy tokens each, one decoder (the
     table persists across the prompts), starting from an empty table. Measured here: 0.86
     accepted tokens per target forward with adaptation, 0 without. Bound: >= 0.5 with, and
@@ -296,7 +283,7 @@ def test_smollm2_adaptation_raises_acceptance_on_repetitive_text(smol: mtad_ext.
     ]
     rates = {}
     for adapt in (False, True):
-        dec = Decoder(smol, method="aded", capacity=512, **GREEDY)
+        dec = Decoder(smol_target, method="aded", capacity=512, **GREEDY)
         dec.aded_params = AdedParams(adapt=adapt, max_nodes=16)
         rates[adapt] = acceptance_rate(dec, prompts, 64)
     assert rates[False] == 0.0

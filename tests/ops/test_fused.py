@@ -136,7 +136,7 @@ def test_bad_shapes_raise(call):
         call()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cuda_matches_cpu(dtype):
     g = gen(5)

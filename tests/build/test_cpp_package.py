@@ -15,7 +15,7 @@ import torch
 
 import mtad_ext
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / f"py{sys.version_info.major}{sys.version_info.minor}"
 NEW_TOKENS = 24
 
