@@ -2,7 +2,9 @@
 #include <torch/extension.h>
 
 #include <optional>
+#include <variant>
 
+#include "decode/draft_length.h"
 #include "mtad/aded.h"
 #include "mtad/decoder.h"
 #include "mtad/errors.h"
@@ -117,9 +119,33 @@ void bind_draft_tree(py::module_& m) {
           "indices) at prefix, prefix + 1, ... and set the length to prefix + len(path).");
 }
 
+// gamma: a draft length >= 1, or "auto" (DecodeConfig::kAutoGamma).
+int64_t parse_gamma(const std::variant<int64_t, std::string>& g) {
+  if (const auto* n = std::get_if<int64_t>(&g)) {
+    if (*n < 1) throw mtad::InputError("gamma must be >= 1 or \"auto\", got " + std::to_string(*n));
+    return *n;
+  }
+  if (std::get<std::string>(g) != "auto")
+    throw mtad::InputError("gamma must be a number >= 1 or \"auto\", got '" + std::get<std::string>(g) + "'");
+  return mtad::DecodeConfig::kAutoGamma;
+}
+
+void bind_draft_length(py::module_& m) {
+  py::class_<mtad::DraftLength>(m, "DraftLength",
+                                "The automatic draft length's controller (decode/draft_length.h), for tests and "
+                                "for custom loops: next() picks a gamma, observe() reports what was accepted.")
+      .def(py::init<std::vector<double>, double>(), py::arg("verify_seconds"), py::arg("draft_seconds"))
+      .def("next", &mtad::DraftLength::next)
+      .def("observe", &mtad::DraftLength::observe, py::arg("gamma"), py::arg("accepted"))
+      .def("rate", &mtad::DraftLength::rate, py::arg("gamma"))
+      .def_property_readonly("acceptance", &mtad::DraftLength::acceptance)
+      .def_property_readonly("max_gamma", &mtad::DraftLength::max_gamma);
+}
+
 void bind_decoder(py::module_& m) {
   using mtad::Decoder;
   bind_draft_tree(m);
+  bind_draft_length(m);
   // The method table (decode/methods.cpp), for the driver's and the command line's lists.
   py::list names, draft_names;
   for (const mtad::MethodInfo& info : mtad::methods()) {
@@ -133,14 +159,16 @@ void bind_decoder(py::module_& m) {
                       "semantics.")
       .def(py::init([](Model& target, Model* draft, const std::string& method, double temperature, int64_t top_k,
                        double top_p, std::optional<double> draft_temperature, std::optional<int64_t> draft_top_k,
-                       std::optional<double> draft_top_p, int64_t gamma, int64_t width, double tau,
-                       bool with_replacement, int64_t seed, int64_t capacity) {
+                       std::optional<double> draft_top_p, const std::variant<int64_t, std::string>& gamma,
+                       int64_t width, double tau, bool with_replacement, int64_t seed, int64_t capacity,
+                       int64_t max_gamma) {
              mtad::DecodeConfig c;
              c.method = mtad::parse_method(method);
              c.target = {temperature, top_k, top_p};
              c.draft = {draft_temperature.value_or(temperature), draft_top_k.value_or(top_k),
                         draft_top_p.value_or(top_p)};
-             c.gamma = gamma;
+             c.gamma = parse_gamma(gamma);
+             c.max_gamma = max_gamma;
              c.width = width;
              c.tau = tau;
              c.with_replacement = with_replacement;
@@ -151,7 +179,7 @@ void bind_decoder(py::module_& m) {
            py::arg("top_k") = 10, py::arg("top_p") = 0.9, py::arg("draft_temperature") = py::none(),
            py::arg("draft_top_k") = py::none(), py::arg("draft_top_p") = py::none(), py::arg("gamma") = 4,
            py::arg("width") = 4, py::arg("tau") = 0.5, py::arg("with_replacement") = false, py::arg("seed") = 0,
-           py::arg("capacity") = 2048,
+           py::arg("capacity") = 2048, py::arg("max_gamma") = 8,
            // The decoder holds references to the models: keep them alive as long as it lives.
            py::keep_alive<1, 2>(), py::keep_alive<1, 3>())
       .def("start", &Decoder::start, py::arg("prompt"), py::call_guard<py::gil_scoped_release>(),
@@ -162,6 +190,14 @@ void bind_decoder(py::module_& m) {
       .def_property_readonly("last_stats", [](const Decoder& d) { return stats_dict(d.last()); })
       .def_property_readonly("total_stats", [](const Decoder& d) { return stats_dict(d.total()); })
       .def_property_readonly("method", [](const Decoder& d) { return mtad::method_name(d.config().method); })
+      .def_property_readonly(
+          "gamma",
+          [](const Decoder& d) -> py::object {
+            if (d.auto_gamma()) return py::str("auto");
+            return py::int_(d.config().gamma);
+          },
+          "The draft length asked for: a number, or \"auto\" (chosen per step; last_stats['drafted'] says "
+          "what a step drafted)")
       .def_property_readonly("target_cache", &Decoder::target_cache, py::return_value_policy::reference_internal)
       .def_property_readonly("draft_cache", &Decoder::draft_cache, py::return_value_policy::reference_internal);
 }
@@ -440,7 +476,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           "Run T new tokens (int64 [T]) against the cache; returns float32 logits [R, vocab].\n"
           "positions: int64 [T] (default: cache.length + arange(T)); tree_mask: bool [T, M], rules the\n"
           "last M slots (earlier tree nodes, then the T new tokens; default causal); logit_rows:\n"
-          "int64 [R] (default all rows).");
+          "int64 [R] (default all rows).")
+      .def("forward_seconds", &Model::forward_seconds, py::arg("T"), py::call_guard<py::gil_scoped_release>(),
+           "Seconds one forward over T new tokens takes (the best of a few runs, measured once per T and kept): "
+           "the cost table of gamma \"auto\".");
 
   bind_decoder(m);
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "decode/draft_length.h"
 #include "decode/methods.h"
 #include "decode/timer.h"
 #include "mtad/errors.h"
@@ -59,20 +60,30 @@ Decoder::Decoder(Model& target, Model* draft, DecodeConfig config, int64_t capac
   if (capacity < 1) throw InputError("capacity must be positive");
   // The headroom (width * gamma + 1) and the cache size must not overflow int64 (undefined).
   constexpr int64_t kMaxDraft = int64_t(1) << 31;
-  if (c.method != Method::AR && c.method != Method::ADED && (c.gamma > kMaxDraft || c.width > kMaxDraft))
-    throw InputError("gamma and width must be at most 2^31");
+  if (c.method != Method::AR && c.method != Method::ADED &&
+      (c.gamma > kMaxDraft || c.width > kMaxDraft || c.max_gamma > kMaxDraft))
+    throw InputError("gamma, max_gamma and width must be at most 2^31");
+  // gamma auto: the caches are sized for max_gamma; each step drafts up to that.
+  auto_gamma_ = spec_->info.needs_draft && c.gamma == DecodeConfig::kAutoGamma;
+  if (auto_gamma_) config_.gamma = config_.max_gamma;
   if (int64_t total = 0; __builtin_add_overflow(capacity, step_headroom(), &total))
     throw InputError("capacity " + std::to_string(capacity) + " is too large");
   tcache_ = target_.new_cache(capacity + step_headroom());
   if (spec_->proposer)
     proposer_ = spec_->proposer(ProposerArgs{target_, draft, config_, tcache_.capacity(), trigram_});
+  if (auto_gamma_) draft_length_ = make_draft_length(target_, *draft, config_);
 }
 
 Decoder::~Decoder() = default;
 
 const KVCache* Decoder::draft_cache() const { return proposer_ ? proposer_->cache() : nullptr; }
 
-int64_t Decoder::step_headroom() const { return spec_->headroom(config_); }
+int64_t Decoder::step_headroom() const {
+  if (!auto_gamma_) return spec_->headroom(config_);
+  DecodeConfig most = config_;  // the longest draft auto may choose
+  most.gamma = most.max_gamma;
+  return spec_->headroom(most);
+}
 
 void Decoder::set_trigram_table(std::shared_ptr<TrigramTable> table) {
   if (config_.method != Method::ADED)
@@ -117,8 +128,11 @@ std::vector<int64_t> Decoder::step() {
   StepStats s;
   Rng rng{config_.seed, calls_};
   // Propose: a draft tree below the last committed token (none without a drafter).
+  if (auto_gamma_) config_.gamma = draft_length_->next();
+  // gamma auto may choose an AR step: no draft, AR's rule.
+  const bool drafting = proposer_ && !(auto_gamma_ && config_.gamma == 0);
   Proposal p;
-  if (proposer_) {
+  if (drafting) {
     ScopedTimer t(s.draft_s);
     p = proposer_->propose(tokens_, tcache_.capacity() - n, rng, s);
   }
@@ -130,19 +144,20 @@ std::vector<int64_t> Decoder::step() {
     const DraftTree::Inputs in = p.tree.inputs(tokens_.back(), n - 1);
     const at::Tensor logits = target_.forward(tcache_, in.ids, in.positions, in.mask, at::Tensor());
     s.target_forwards = 1;
-    v = spec_->accept(logits, p, config_, rng);
+    v = drafting || !proposer_ ? spec_->accept(logits, p, config_, rng) : accept_sample(logits, p, config_, rng);
   }
   // Commit: the caches keep the accepted path and drop the rest.
   {
     ScopedTimer t(s.rollback_s);
     p.tree.commit(tcache_, n, v.path);
-    if (proposer_) proposer_->accepted(p, v.path);
+    if (drafting) proposer_->accepted(p, v.path);
   }
   calls_ = rng.calls;
   std::vector<int64_t> out = p.tree.tokens_of(v.path);
   out.push_back(v.next_token);
   s.drafted = p.tree.size();
   s.accepted = static_cast<int64_t>(v.path.size());
+  if (auto_gamma_) draft_length_->observe(config_.gamma, s.accepted);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.other_s = std::max(0.0, total - s.draft_s - s.verify_s - s.rollback_s);
   s.emitted = static_cast<int64_t>(out.size());

@@ -13,7 +13,9 @@ namespace {
 void check_nothing(const DecodeConfig&) {}
 
 void check_gamma(const DecodeConfig& c) {
-  if (c.gamma < 1) throw InputError("gamma must be >= 1");
+  if (c.gamma < 0) throw InputError("gamma must be >= 1, or 0 (auto)");
+  if (c.gamma == DecodeConfig::kAutoGamma && (c.max_gamma < 1 || c.max_gamma > 32))
+    throw InputError("max_gamma must be in [1, 32]");
 }
 
 void check_beams(const DecodeConfig& c) {

@@ -37,7 +37,12 @@ struct DecodeConfig {
   Method method = Method::AR;
   SamplingParams target;
   SamplingParams draft;
-  int64_t gamma = 4;              // draft length
+  int64_t gamma = 4;              // draft length; kAutoGamma: chosen per step (below)
+  // With gamma = kAutoGamma the SpS and MTAD drafters draft 0 (a plain AR step) to max_gamma
+  // tokens per step, whichever promises the most tokens per second from the step costs
+  // measured on this machine (Model::forward_seconds) and the acceptance so far.
+  static constexpr int64_t kAutoGamma = 0;
+  int64_t max_gamma = 8;
   int64_t width = 4;              // MTAD beam width W
   double tau = 0.5;               // MTAD acceptance threshold
   bool with_replacement = false;  // MTAD beam sampling
@@ -57,6 +62,7 @@ struct StepStats {
 };
 
 class Proposer;
+class DraftLength;
 struct MethodSpec;
 
 class Decoder {
@@ -78,7 +84,9 @@ class Decoder {
   const std::vector<int64_t>& tokens() const { return tokens_; }
   const StepStats& last() const { return last_; }
   const StepStats& total() const { return total_; }
+  // Under gamma auto, config().gamma is the draft length of the last step (0: an AR step).
   const DecodeConfig& config() const { return config_; }
+  bool auto_gamma() const { return auto_gamma_; }
   const KVCache& target_cache() const { return tcache_; }
   const KVCache* draft_cache() const;
   // Room a step of this method needs beyond the committed tokens.
@@ -99,6 +107,8 @@ class Decoder {
   KVCache tcache_;
   std::shared_ptr<TrigramTable> trigram_;  // ADED only
   std::unique_ptr<Proposer> proposer_;     // null: no draft (AR)
+  std::unique_ptr<DraftLength> draft_length_;  // gamma auto only
+  bool auto_gamma_ = false;
   std::vector<int64_t> tokens_;
   StepStats last_, total_;
   uint64_t calls_ = 0;  // random draws so far in this sequence

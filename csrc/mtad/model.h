@@ -3,7 +3,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "mtad/config.h"
@@ -51,6 +53,11 @@ class Model {
   at::Tensor forward(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
                      const at::Tensor& tree_mask, const at::Tensor& logit_rows);
 
+  // Seconds one forward over T new tokens takes behind a short cached prefix: the best of a
+  // few timed runs, measured at the first call for each T and kept for the model's life
+  // (the cost table of the automatic draft length, decode/draft_length.h). Thread-safe.
+  double forward_seconds(int64_t T);
+
  protected:
   Model(ModelConfig config, at::Device device, at::ScalarType dtype, at::ScalarType weight_dtype);
 
@@ -79,6 +86,8 @@ class Model {
   at::Tensor forward_cpu(KVCache& cache, const int64_t* tokens, const at::Tensor& positions, const at::Tensor& mask,
                          const at::Tensor& rows, int64_t T, int64_t M);
   std::unique_ptr<CpuScratchPool> scratch_;  // CPU forwards' buffers, reused
+  std::map<int64_t, double> forward_seconds_;  // by T
+  std::mutex forward_seconds_mutex_;
 };
 
 // Loads config.json and the safetensors weights of a Hugging Face model folder.

@@ -31,6 +31,16 @@ class _Parser(argparse.ArgumentParser):
         raise _CliError(f"{message} (see {self.prog} --help)")
 
 
+def gamma_arg(text: str) -> int | str:
+    """--gamma: "auto" or a whole number (checked with the other options)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
 # ---------------------------------------------------------------------------------------
 # Options shared by `generate` and `chat`
 
@@ -115,10 +125,16 @@ def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> No
     )  # fmt: skip
     d = p.add_argument_group("draft (sps, mtad, mtad-tree)")
     d.add_argument(
-        "--gamma", type=int, default=4, metavar="N",
-        help="draft length: tokens the draft proposes per step (default: 4). On a CPU the target's "
-        "forward over N+1 tokens costs more than one token's, so a weak draft is often faster at "
-        "1 or 2; python -m mtad.distill.evaluate DRAFT measures each",
+        "--gamma", type=gamma_arg, default="auto", metavar="N|auto",
+        help="draft length: tokens the draft proposes per step, or auto (default): each step drafts "
+        "0 to --max-gamma tokens, whichever promises the most tokens per second from the step costs "
+        "measured on this machine (at load, a few forwards) and the acceptance so far; 0 is a plain "
+        "AR step. A number is used exactly (and makes sampled output bit-for-bit reproducible across "
+        "runs, which auto's measured costs may not)",
+    )  # fmt: skip
+    d.add_argument(
+        "--max-gamma", type=int, default=8, metavar="N",
+        help="the longest draft --gamma auto may choose, 1 to 32 (default: 8)",
     )  # fmt: skip
     d.add_argument(
         "--width", type=int, default=4, metavar="W",

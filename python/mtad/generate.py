@@ -216,7 +216,7 @@ class Generator:
         The options are `options` (a GenerateOptions; None: the defaults) with any of its
         fields given as keyword arguments replaced, e.g. max_new_tokens=128,
         temperature=1.0, top_k=10, top_p=0.9, seed=0, stop=["\\n\\n"], method="mtad",
-        gamma=4, width=4, tau=0.5 (GenerateOptions documents them all). Greedy when
+        gamma="auto", width=4, tau=0.5 (GenerateOptions documents them all). Greedy when
         temperature is 0; otherwise samples from normalize(T, top_k, top_p) (algorithms.md
         0) with the engine's generator seeded by `seed` (same seed, prompt, models and
         method: same tokens). Stops on EOS, on any string in `stop` (cut from the text),

@@ -35,11 +35,15 @@ class GenerateOptions:
     max_new_tokens: the most new tokens. temperature, top_k, top_p: the target's sampling,
     normalize(T, top-k, top-p) of algorithms.md 0 (temperature 0: greedy; top_k 0 and top_p
     0 or 1 keep all). seed: the engine's generator seed (same seed, prompt, models and
-    method: same tokens). stop: strings that end generation (cut from the text).
+    method: same tokens; with gamma "auto", within one process, whose step costs are
+    measured once per loaded model). stop: strings that end generation (cut from the text).
     method: "auto" (ar without a draft; with one, sps when temperature is 0, else mtad),
     "ar", "sps", "mtad", "mtad-tree" or "aded" (no draft model: drafts from the tri-gram
     table; greedy it equals ar token for token, sampling is lossless too).
-    gamma: draft length; width: MTAD beam width; tau: MTAD acceptance threshold in (0, 1];
+    gamma: draft length, or "auto" (default: each step drafts 0 to max_gamma tokens, whichever
+    promises the most tokens per second from the step costs measured on this machine and the
+    acceptance so far; 0 is a plain AR step); width: MTAD beam width; tau: MTAD acceptance
+    threshold in (0, 1];
     draft_temperature / draft_top_k / draft_top_p: the draft's sampling (None: the
     target's); with_replacement: MTAD beam sampling with replacement.
     table (aded): a tri-gram table file or mtad_ext.TrigramTable that becomes the
@@ -56,7 +60,8 @@ class GenerateOptions:
     seed: int = 0
     stop: tuple[str, ...] | None = None
     method: str = "auto"
-    gamma: int = 4
+    gamma: int | str = "auto"
+    max_gamma: int = 8
     width: int = 4
     tau: float = 0.5
     draft_temperature: float | None = None
@@ -77,7 +82,11 @@ class GenerateOptions:
             object.__setattr__(self, "stop", tuple(stop))
         if self.method not in METHOD_CHOICES:
             raise ValueError(f"method must be one of {', '.join(METHOD_CHOICES)}, got {self.method!r}")
-        _check_int("gamma", self.gamma, 1)
+        if self.gamma != "auto":
+            _check_int("gamma", self.gamma, 1)
+        _check_int("max_gamma", self.max_gamma, 1)
+        if self.max_gamma > 32:
+            raise ValueError(f"max_gamma must be <= 32, got {self.max_gamma}")
         _check_int("width", self.width, 1)
         tau = self.tau
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not (0 < tau <= 1):
@@ -146,7 +155,8 @@ class DecodeOptions:
     draft_temperature: float | None
     draft_top_k: int | None
     draft_top_p: float | None
-    gamma: int
+    gamma: int | str
+    max_gamma: int
     width: int
     tau: float
     with_replacement: bool
@@ -160,6 +170,6 @@ class DecodeOptions:
     def lookahead(self) -> int:
         """How far past the last committed token a step's draft reaches (0 for AR)."""
         if self.method in DRAFT_METHODS:
-            return self.gamma
+            return self.max_gamma if self.gamma == "auto" else int(self.gamma)
         return self.aded.lookahead() if self.aded is not None else 0
 

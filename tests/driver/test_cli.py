@@ -429,6 +429,8 @@ ERRORS = [
     (["generate", "hi", "--top-k", "abc"], "argument --top-k: invalid int value: 'abc'"),
     (["generate", "hi", "--max-new-tokens", "0"], "max_new_tokens must be >= 1, got 0"),
     (["generate", "hi", "--gamma", "0"], "gamma must be >= 1, got 0"),
+    (["generate", "hi", "--gamma", "often"], "argument --gamma: expected a number or auto, got 'often'"),
+    (["generate", "hi", "--max-gamma", "40"], "max_gamma must be <= 32, got 40"),
     (["chat", "--width", "0"], "width must be >= 1, got 0"),
     (["generate", "hi", "--tau", "0"], "tau must be in (0, 1], got 0.0"),
     (["generate", "hi", "--tau", "1.5"], "tau must be in (0, 1], got 1.5"),

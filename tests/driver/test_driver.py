@@ -132,12 +132,12 @@ def test_draft_equal_to_target_accepts_everything(self_gen: Generator) -> None:
 @pytest.fixture(scope="module")
 def full_run(self_gen: Generator) -> mtad.GenerationResult:
     # sps with draft = target: steps of 5 tokens.
-    return self_gen.generate(prompt="the world", max_new_tokens=30, method="sps", seed=1, **SAMPLED)
+    return self_gen.generate(prompt="the world", max_new_tokens=30, method="sps", gamma=4, seed=1, **SAMPLED)
 
 
 @pytest.mark.parametrize("n", [1, 4, 5, 7, 12])
 def test_max_new_tokens_cuts_inside_a_step(self_gen: Generator, full_run: mtad.GenerationResult, n: int) -> None:
-    r = self_gen.generate(prompt="the world", max_new_tokens=n, method="sps", seed=1, **SAMPLED)
+    r = self_gen.generate(prompt="the world", max_new_tokens=n, method="sps", gamma=4, seed=1, **SAMPLED)
     assert r.token_ids == full_run.token_ids[:n]
     assert r.finish_reason == "length"
     assert r.counters["steps"] == math.ceil(n / 5)
@@ -147,15 +147,15 @@ def test_max_new_tokens_cuts_inside_a_step(self_gen: Generator, full_run: mtad.G
 def test_eos_inside_a_step(self_gen: Generator, full_run: mtad.GenerationResult) -> None:
     ids = full_run.token_ids
     k = ids.index(ids[7])  # the first occurrence of the token at index 7 (second step, third token)
-    before = self_gen.generate(prompt="the world", max_new_tokens=k, method="sps", seed=1, **SAMPLED)
+    before = self_gen.generate(prompt="the world", max_new_tokens=k, method="sps", gamma=4, seed=1, **SAMPLED)
     g = Generator(self_gen.model, self_gen.tokenizer, draft=self_gen.model)
     g.eos_token_ids = frozenset({ids[k]})
     for method_kw in ({}, {"stream": True}):
         if method_kw:
-            pieces, r = _stream(g, prompt="the world", max_new_tokens=30, method="sps", seed=1, **SAMPLED)
+            pieces, r = _stream(g, prompt="the world", max_new_tokens=30, method="sps", gamma=4, seed=1, **SAMPLED)
             assert "".join(pieces) == r.text
         else:
-            r = g.generate(prompt="the world", max_new_tokens=30, method="sps", seed=1, **SAMPLED)
+            r = g.generate(prompt="the world", max_new_tokens=30, method="sps", gamma=4, seed=1, **SAMPLED)
         assert r.finish_reason == "eos"
         assert r.token_ids == ids[: k + 1]  # the EOS token is kept in the ids ...
         assert r.text == before.text  # ... and not in the text
