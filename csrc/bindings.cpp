@@ -136,6 +136,7 @@ void bind_draft_length(py::module_& m) {
                                 "for custom loops: next() picks a gamma, observe() reports what was accepted.")
       .def(py::init<std::vector<double>, double>(), py::arg("verify_seconds"), py::arg("draft_seconds"))
       .def("next", &mtad::DraftLength::next)
+      .def("reset", &mtad::DraftLength::reset)
       .def("observe", &mtad::DraftLength::observe, py::arg("gamma"), py::arg("accepted"))
       .def("rate", &mtad::DraftLength::rate, py::arg("gamma"))
       .def_property_readonly("acceptance", &mtad::DraftLength::acceptance)

@@ -116,6 +116,7 @@ void Decoder::start(const std::vector<int64_t>& prompt) {
     target_.forward(tcache_, ids, at::Tensor(), at::Tensor(), at::empty({0}, at::kLong));
   }
   if (proposer_) proposer_->start(prompt);
+  if (draft_length_) draft_length_->reset();
 }
 
 std::vector<int64_t> Decoder::step() {

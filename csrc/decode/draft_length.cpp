@@ -20,6 +20,14 @@ DraftLength::DraftLength(std::vector<double> verify_seconds, double draft_second
   if (verify_.size() < 2) throw InputError("the automatic draft length needs a cost for gamma 0 and 1");
 }
 
+void DraftLength::reset() {
+  hits_ = 1.0;
+  tries_ = 2.0;
+  ar_steps_ = 0;
+  probe_every_ = kProbeEvery;
+  probing_ = false;
+}
+
 double DraftLength::acceptance() const { return hits_ / tries_; }
 
 double DraftLength::rate(int64_t g) const {

@@ -24,6 +24,9 @@ class DraftLength {
   // the AR step's single token); draft_seconds: one draft forward (one depth).
   DraftLength(std::vector<double> verify_seconds, double draft_seconds);
 
+  // A new sequence: back to the starting acceptance (what one sequence taught is not
+  // carried into the next, so that a seed repeats its tokens whatever came before).
+  void reset();
   // The gamma of the next step (0: no draft).
   int64_t next();
   // What a step drafted at `gamma` got accepted (leading draft tokens kept).

@@ -188,7 +188,7 @@ def test_learned_positions_end_with_ar(tmp_path: Path) -> None:
     g = mtad.load(folder, draft_dir=folder)
     g.eos_token_ids = frozenset()
     for method in ("sps", "mtad-tree"):
-        r = g.generate(prompt="the world", max_new_tokens=126, method=method, **SAMPLED)
+        r = g.generate(prompt="the world", max_new_tokens=126, method=method, gamma=4, **SAMPLED)
         assert r.prompt_tokens + len(r.token_ids) == 128
         assert r.counters["target_forwards"] == r.counters["steps"] + 1
         assert r.counters["accepted"] >= 100  # the draft is the target: all drafts accepted
@@ -353,7 +353,7 @@ SMOL_CHAT = [{"role": "user", "content": "What is the capital of France?"}]
 @pytest.mark.smollm2
 def test_smollm2_greedy_sps_equals_ar(smol: Generator) -> None:
     ar = smol.generate(messages=SMOL_CHAT, max_new_tokens=16, method="ar")
-    pieces, sps = _stream(smol, messages=SMOL_CHAT, max_new_tokens=16, method="sps")
+    pieces, sps = _stream(smol, messages=SMOL_CHAT, max_new_tokens=16, method="sps", gamma=4)
     assert sps.token_ids == ar.token_ids
     assert "".join(pieces) == sps.text == ar.text
     assert "Paris" in ar.text

@@ -74,6 +74,14 @@ def test_no_acceptance_falls_back_to_ar_and_probes_less_and_less() -> None:
     assert waits == 63  # capped at 64 steps between probes
 
 
+def test_reset_forgets_the_sequence() -> None:
+    c = DraftLength(VERIFY, DRAFT)
+    settle(c, 4, 0)
+    c.reset()
+    assert c.acceptance == pytest.approx(0.5)
+    assert [c.next() for _ in range(3)] == [DraftLength(VERIFY, DRAFT).next()] * 3
+
+
 def test_a_probe_that_passes_resumes_drafting() -> None:
     c = DraftLength(VERIFY, DRAFT)
     settle(c, 4, 0)
@@ -119,14 +127,19 @@ def test_auto_runs_to_the_capacity_it_was_given(tiny: dict) -> None:
 
 
 def test_auto_sampling_repeats_for_a_seed(tiny: dict) -> None:
-    """The cost table is measured once per model, so decoders on the same models repeat."""
+    """The cost table is measured once per model, so decoders on the same models repeat; a
+    reused decoder starts each sequence afresh, whatever the one before taught it."""
     target, draft = tiny["llama_gqa_tied"], tiny["opt_pre_ln"]
 
     def gen(seed: int) -> list[int]:
         dec = mtad_ext.Decoder(target, draft, method="sps", gamma="auto", seed=seed, capacity=128, **SAMPLED)
         return run(dec, [1, 2], 30)
 
-    assert gen(5) == gen(5)
+    first = gen(5)
+    assert gen(5) == first
+    reused = mtad_ext.Decoder(target, draft, method="sps", gamma="auto", seed=5, capacity=128, **SAMPLED)
+    run(reused, [7, 7, 7, 7], 40)  # another sequence first
+    assert run(reused, [1, 2], 30) == first
 
 
 @pytest.mark.parametrize(("kw", "message"), [
