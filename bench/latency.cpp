@@ -2,7 +2,7 @@
 // prints tokens/s, mean tokens per target forward and the time split, as a table and JSON.
 //
 //   latency --target DIR [--draft DIR] --prompts FILE [--methods ar,sps,mtad,mtad-tree]
-//           [--new-tokens 128] [--gamma 4] [--width 4] [--tau 0.5] [--temperature 1]
+//           [--new-tokens 128] [--gamma 4|auto] [--width 4] [--tau 0.5] [--temperature 1]
 //           [--top-k 10] [--top-p 0.9] [--seed 0] [--device cpu] [--json FILE]
 //
 // A prompts file holds one prompt per line as whitespace-separated token ids.
@@ -28,7 +28,7 @@ const char* kUsage =
     "  --methods LIST     comma-separated of ar, sps, mtad, mtad-tree (default: ar, plus the\n"
     "                     others when --draft is given)\n"
     "  --new-tokens N     tokens to generate per prompt (default 128)\n"
-    "  --gamma N          draft length (default 4)\n"
+    "  --gamma N|auto     draft length, or auto: chosen per step (default 4)\n"
     "  --width N          MTAD beam width (default 4)\n"
     "  --tau X            MTAD acceptance threshold (default 0.5)\n"
     "  --temperature X    target and draft temperature, 0 = greedy (default 1)\n"
@@ -61,6 +61,8 @@ Args parse(int argc, char** argv) {
     const std::string v = argv[++i];
     if (strs.count(k)) {
       *strs[k] = v;
+    } else if (k == "--gamma" && v == "auto") {
+      a.gamma = mtad::DecodeConfig::kAutoGamma;
     } else if (ints.count(k)) {
       *ints[k] = std::stoll(v);
     } else if (reals.count(k)) {
