@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "decode/draft_length.h"
+#include "decode/tree_budget.h"
 #include "mtad/aded.h"
 #include "mtad/decoder.h"
 #include "mtad/errors.h"
@@ -141,6 +142,20 @@ void bind_draft_length(py::module_& m) {
       .def("rate", &mtad::DraftLength::rate, py::arg("gamma"))
       .def_property_readonly("acceptance", &mtad::DraftLength::acceptance)
       .def_property_readonly("max_gamma", &mtad::DraftLength::max_gamma);
+  py::class_<mtad::TreeBudget>(m, "TreeBudget",
+                               "ADED's automatic node budget's controller (decode/tree_budget.h), for tests and "
+                               "for custom loops: next(extra) picks a budget, observe() reports which of the "
+                               "trie's first nodes were accepted.")
+      .def(py::init<std::vector<double>, int64_t>(), py::arg("verify_seconds"), py::arg("max_nodes"))
+      .def("next", &mtad::TreeBudget::next, py::arg("extra") = 0)
+      .def("reset", &mtad::TreeBudget::reset)
+      .def("observe", &mtad::TreeBudget::observe, py::arg("budget"), py::arg("accepted"))
+      .def("rate", &mtad::TreeBudget::rate, py::arg("budget"), py::arg("extra") = 0)
+      .def("acceptance", [](const mtad::TreeBudget& b, int64_t rank) {
+        if (rank < 0 || rank >= b.max_nodes()) throw mtad::InputError("rank out of range");
+        return b.acceptance(rank);
+      }, py::arg("rank"))
+      .def_property_readonly("max_nodes", &mtad::TreeBudget::max_nodes);
 }
 
 void bind_decoder(py::module_& m) {
@@ -224,7 +239,8 @@ void bind_aded(py::module_& m) {
   py::class_<AdedParams>(m, "AdedParams", "ADED parameters (algorithms.md 4), with the documented defaults")
       .def(py::init([](int64_t window, double increment, double cap, bool adapt,
                        bool adapt_prompt, int64_t simulations, int64_t depth, double c1, double c2, int64_t paths,
-                       bool extend, int64_t max_nodes, const std::string& reward, int64_t lookup) {
+                       bool extend, const std::variant<int64_t, std::string>& max_nodes, const std::string& reward,
+                       int64_t lookup) {
              AdedParams p;
              p.table = {window, increment, cap};
              p.adapt = adapt;
@@ -235,7 +251,14 @@ void bind_aded(py::module_& m) {
              p.mcts.c2 = c2;
              p.mcts.paths = paths;
              p.mcts.extend = extend;
-             p.mcts.max_nodes = max_nodes;
+             if (const auto* n = std::get_if<int64_t>(&max_nodes)) {
+               p.mcts.max_nodes = *n;
+             } else if (std::get<std::string>(max_nodes) == "auto") {
+               p.auto_nodes = true;  // up to the default budget
+             } else {
+               throw mtad::InputError("aded: max_nodes must be a number or \"auto\", got '" +
+                                      std::get<std::string>(max_nodes) + "'");
+             }
              p.mcts.reward = parse_reward(reward);
              p.lookup = lookup;
              mtad::check_aded_params(p);
@@ -257,7 +280,10 @@ void bind_aded(py::module_& m) {
       .def_property_readonly("c2", [](const AdedParams& p) { return p.mcts.c2; })
       .def_property_readonly("paths", [](const AdedParams& p) { return p.mcts.paths; })
       .def_property_readonly("extend", [](const AdedParams& p) { return p.mcts.extend; })
-      .def_property_readonly("max_nodes", [](const AdedParams& p) { return p.mcts.max_nodes; })
+      .def_property_readonly("max_nodes", [](const AdedParams& p) { return p.mcts.max_nodes; },
+                             "the node budget (with auto_nodes: the largest budget a step may choose)")
+      .def_property_readonly("auto_nodes", [](const AdedParams& p) { return p.auto_nodes; },
+                             "whether each step chooses its node budget (max_nodes=\"auto\")")
       .def_property_readonly("lookup", [](const AdedParams& p) { return p.lookup; })
       .def_property_readonly("reward", [](const AdedParams& p) {
         return std::string(p.mcts.reward == mtad::MctsReward::Table ? "table" : "public");
@@ -265,7 +291,8 @@ void bind_aded(py::module_& m) {
       .def("__repr__", [](const AdedParams& p) {
         return "AdedParams(simulations=" + std::to_string(p.mcts.simulations) +
                ", depth=" + std::to_string(p.mcts.depth) + ", paths=" + std::to_string(p.mcts.paths) +
-               ", max_nodes=" + std::to_string(p.mcts.max_nodes) + ", lookup=" + std::to_string(p.lookup) +
+               ", max_nodes=" + (p.auto_nodes ? std::string("'auto'") : std::to_string(p.mcts.max_nodes)) +
+               ", lookup=" + std::to_string(p.lookup) +
                ", adapt=" + (p.adapt ? "True" : "False") + ")";
       });
 

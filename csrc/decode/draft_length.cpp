@@ -10,8 +10,6 @@ namespace {
 
 // Weight of the past per observed step: the acceptance follows the last ~10 steps.
 constexpr double kDecay = 0.9;
-constexpr int64_t kProbeEvery = 8;
-constexpr int64_t kMaxProbeEvery = 64;
 
 }  // namespace
 
@@ -23,9 +21,7 @@ DraftLength::DraftLength(std::vector<double> verify_seconds, double draft_second
 void DraftLength::reset() {
   hits_ = 1.0;
   tries_ = 2.0;
-  ar_steps_ = 0;
-  probe_every_ = kProbeEvery;
-  probing_ = false;
+  probes_.reset();
 }
 
 double DraftLength::acceptance() const { return hits_ / tries_; }
@@ -46,15 +42,12 @@ int64_t DraftLength::best() const {
 
 int64_t DraftLength::next() {
   if (const int64_t g = best(); g > 0) {
-    ar_steps_ = 0;
+    probes_.skip();
     return g;
   }
-  // No draft pays at the acceptance seen: AR, but probe now and then (the text may turn
-  // predictable again), less often while probes keep failing.
-  if (++ar_steps_ < probe_every_) return 0;
-  ar_steps_ = 0;
-  probing_ = true;
-  return 1;
+  // No draft pays at the acceptance seen: AR, but probe at gamma 1 now and then (the text
+  // may turn predictable again).
+  return probes_.due() ? 1 : 0;
 }
 
 void DraftLength::observe(int64_t gamma, int64_t accepted) {
@@ -62,28 +55,28 @@ void DraftLength::observe(int64_t gamma, int64_t accepted) {
   const int64_t judged = std::min(accepted + 1, gamma);
   hits_ = kDecay * hits_ + static_cast<double>(accepted);
   tries_ = kDecay * tries_ + static_cast<double>(judged);
-  if (probing_) {
-    // The answer to a probe: drafting pays again, or the next probe waits twice as long.
-    probing_ = false;
-    probe_every_ = best() > 0 ? kProbeEvery : std::min(probe_every_ * 2, kMaxProbeEvery);
+  if (probes_.probing()) probes_.answered(best() > 0);
+}
+
+std::vector<double> verify_costs(Model& target, int64_t steps, int64_t rows_per_step) {
+  // Measured at 0, 1, 2, 4, 8, ... and `steps`; linear in between (a forward's cost grows
+  // smoothly with its token count), which keeps the measuring to a few forwards.
+  std::vector<double> verify(steps + 1, 0.0);
+  verify[0] = target.forward_seconds(1);
+  int64_t last = 0;
+  for (int64_t g = 1; last < steps; g = std::min(g * 2, steps)) {
+    verify[g] = target.forward_seconds(rows_per_step * g + 1);
+    for (int64_t i = last + 1; i < g; ++i)
+      verify[i] = verify[last] + (verify[g] - verify[last]) * double(i - last) / double(g - last);
+    last = g;
   }
+  return verify;
 }
 
 std::unique_ptr<DraftLength> make_draft_length(Model& target, Model& draft, const DecodeConfig& c) {
   const int64_t per_depth = c.method == Method::MTADTree ? c.width : 1;
   const int64_t beams = c.method == Method::SpS ? 1 : c.width;
-  // Measured at gamma 0, 1, 2, 4, 8, ... and max_gamma; linear in between (a forward's cost
-  // grows smoothly with its token count), which keeps the measuring to a few forwards.
-  std::vector<double> verify(c.max_gamma + 1, 0.0);
-  int64_t last = 0;
-  verify[0] = target.forward_seconds(1);
-  for (int64_t g = 1; last < c.max_gamma; g = std::min(g * 2, c.max_gamma)) {
-    verify[g] = target.forward_seconds(per_depth * g + 1);
-    for (int64_t i = last + 1; i < g; ++i)
-      verify[i] = verify[last] + (verify[g] - verify[last]) * double(i - last) / double(g - last);
-    last = g;
-  }
-  return std::make_unique<DraftLength>(std::move(verify), draft.forward_seconds(beams));
+  return std::make_unique<DraftLength>(verify_costs(target, c.max_gamma, per_depth), draft.forward_seconds(beams));
 }
 
 }  // namespace mtad

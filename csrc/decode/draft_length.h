@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "decode/probe_schedule.h"
 #include "mtad/decoder.h"
 #include "mtad/model.h"
 
@@ -45,10 +46,12 @@ class DraftLength {
   // Decayed counts of accepted draft tokens and of draft tokens judged (a rejection ends
   // the judging of a chain). Start: a = 0.5 with the weight of two tokens.
   double hits_ = 1.0, tries_ = 2.0;
-  int64_t ar_steps_ = 0;     // AR steps in a row
-  int64_t probe_every_ = 8;  // AR steps between probes; doubles after each probe that fails
-  bool probing_ = false;
+  ProbeSchedule probes_;  // gamma 1 tried now and then while AR steps are chosen
 };
+
+// A target pass's measured seconds for each step size s = 0..steps: rows_per_step * s
+// draft rows plus the last committed token (s = 0: an AR step's single row).
+std::vector<double> verify_costs(Model& target, int64_t steps, int64_t rows_per_step);
 
 // The controller for a decoder's method, its cost table measured on the models: the target
 // over gamma tokens per depth (width for multi-candidate MTAD's tree, else 1) plus the last

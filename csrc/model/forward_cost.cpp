@@ -26,13 +26,19 @@ double Model::forward_seconds(int64_t T) {
   std::lock_guard<std::mutex> lock(forward_seconds_mutex_);
   if (auto it = forward_seconds_.find(T); it != forward_seconds_.end()) return it->second;
   const int64_t vocab = config_.vocab_size;
-  KVCache cache = new_cache(kPrefix + T);
+  // Within the positions the model knows (OPT's are learned): a pass longer than that is
+  // timed over as many rows as fit, without a prefix when there is no room for one.
+  const int64_t max_pos = config_.max_position_embeddings;
+  const int64_t rows = std::min(T, max_pos);
+  const int64_t prefix = std::min(kPrefix, max_pos - rows);
+  KVCache cache = new_cache(prefix + rows);
   const at::Device dev = device();
-  forward(cache, some_tokens(kPrefix, vocab, 1).to(dev), at::Tensor(), at::Tensor(), at::empty({0}, at::kLong));
-  const at::Tensor ids = some_tokens(T, vocab, kPrefix + 1).to(dev);
+  if (prefix > 0)
+    forward(cache, some_tokens(prefix, vocab, 1).to(dev), at::Tensor(), at::Tensor(), at::empty({0}, at::kLong));
+  const at::Tensor ids = some_tokens(rows, vocab, prefix + 1).to(dev);
   double best = std::numeric_limits<double>::infinity();
   for (int run = 0; run <= kRuns; ++run) {
-    cache.truncate(kPrefix);
+    cache.truncate(prefix);
     const auto t0 = std::chrono::steady_clock::now();
     // Copying the logits to the host waits for a GPU's work to finish.
     forward(cache, ids, at::Tensor(), at::Tensor(), at::Tensor()).to(at::kCPU);

@@ -57,6 +57,11 @@ struct AdedParams {
   // accepted, -1 when not) (prompt-lookup drafting; it pays where outputs copy their context,
   // as code does). Its nodes come on top of max_nodes.
   int64_t lookup = 0;
+  // Off by default in the engine, on in the `mtad` command and mtad.generate: choose each
+  // step's node budget, 0..mcts.max_nodes, for the most expected tokens per second from the
+  // acceptance per trie rank seen so far and the measured cost of a pass (decode/
+  // tree_budget.h); a budget of 0 without a lookup path is an AR step.
+  bool auto_nodes = false;
 };
 
 // Throws InputError naming the first parameter out of range.
@@ -167,13 +172,15 @@ struct AdedDraft {
   DraftTree tree;
   std::vector<int64_t> lookup;  // the context-lookup path merged into the tree (empty: none)
   MctsStats stats;              // zero when there was no search
+  int64_t trie_nodes = 0;       // the tree's first nodes that came from the search
 };
 // ADED's draft, as a decoding step makes it: the MCTS trie from the root state (a, b)
 // (none when `state` is empty: a one-token sequence has no state) with rng offset
-// `offset`, then, when lookup_len > 0, context_lookup(context, n, lookup_len) merged in.
+// `offset`, cut to its first `budget` nodes when budget >= 0 (the trie a smaller max_nodes
+// makes), then, when lookup_len > 0, context_lookup(context, n, lookup_len) merged in.
 // The caller holds table.lock().
 AdedDraft aded_draft(const TrigramTable& table, const std::optional<std::array<int64_t, 2>>& state,
                      const int64_t* context, int64_t n, const AdedParams& p, int64_t lookup_len, uint64_t seed,
-                     uint64_t offset);
+                     uint64_t offset, int64_t budget = -1);
 
 }  // namespace mtad

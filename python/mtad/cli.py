@@ -31,8 +31,8 @@ class _Parser(argparse.ArgumentParser):
         raise _CliError(f"{message} (see {self.prog} --help)")
 
 
-def gamma_arg(text: str) -> int | str:
-    """--gamma: "auto" or a whole number (checked with the other options)."""
+def number_or_auto(text: str) -> int | str:
+    """--gamma, --max-nodes: "auto" or a whole number (checked with the other options)."""
     if text == "auto":
         return text
     try:
@@ -125,7 +125,7 @@ def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> No
     )  # fmt: skip
     d = p.add_argument_group("draft (sps, mtad, mtad-tree)")
     d.add_argument(
-        "--gamma", type=gamma_arg, default="auto", metavar="N|auto",
+        "--gamma", type=number_or_auto, default="auto", metavar="N|auto",
         help="draft length: tokens the draft proposes per step, or auto (default): each step drafts "
         "0 to --max-gamma tokens, whichever promises the most tokens per second from the step costs "
         "measured on this machine (at load, a few forwards) and the acceptance so far; 0 is a plain "
@@ -188,9 +188,11 @@ def _add_aded_options(p: argparse.ArgumentParser) -> None:
         help=f"drafted tokens below the last committed one on a search path (default: {dflt.depth})",
     )  # fmt: skip
     a.add_argument(
-        "--max-nodes", type=int, default=dflt.max_nodes, metavar="N",
+        "--max-nodes", type=number_or_auto, default=dflt.max_nodes, metavar="N|auto",
         help="node budget of the draft trie the target verifies in one pass; on a CPU each node adds "
-        f"verification work, so a smaller budget can be faster (default: {dflt.max_nodes})",
+        "verification work, so a smaller budget can be faster. auto: each step chooses 0 to 64 nodes, "
+        "whichever promises the most tokens per second from the measured cost of a pass and the "
+        f"acceptance seen so far (0: an AR step) (default: {dflt.max_nodes})",
     )  # fmt: skip
     a.add_argument(
         "--paths", type=int, default=dflt.paths, metavar="N",

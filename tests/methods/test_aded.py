@@ -66,6 +66,9 @@ def test_greedy_aded_equals_greedy_ar(tiny: dict, arch: str) -> None:
         (None, AdedParams(adapt=False)),
         (noisy_table([], 3), AdedParams(max_nodes=4, lookup=6)),  # the context-lookup extension
         (None, AdedParams(max_nodes=0, lookup=8)),
+        # The automatic node budget, alone and beside the lookup path.
+        (noisy_table([p + a for p, a in zip(PROMPTS, ars, strict=True)], 4), AdedParams(max_nodes="auto")),
+        (noisy_table([], 5), AdedParams(max_nodes="auto", lookup=6)),
     ]:
         dec = aded(model, table, params)
         for prompt, want in zip(PROMPTS, ars, strict=True):
