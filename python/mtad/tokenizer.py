@@ -149,6 +149,7 @@ class Tokenizer:
 
         self._hf: Any = None
         self._sp: Any = None
+        self._vocab_size: int | None = None
         tok_json = self.model_dir / "tokenizer.json"
         sp_model = self.model_dir / "tokenizer.model"
         if tok_json.is_file():
@@ -214,10 +215,18 @@ class Tokenizer:
 
     @property
     def vocab_size(self) -> int:
-        """Number of ids, added tokens included."""
-        if self._hf is not None:
-            return int(self._hf.get_vocab_size(with_added_tokens=True))
-        return int(self._sp.GetPieceSize())
+        """Number of ids, added tokens included: one past the largest id, so every id that
+        encode() returns is below it. A tokenizer.json may number its vocabulary sparsely
+        (ids with gaps, an added token far past the model's tokens); the tokenizers library's
+        get_vocab_size counts tokens instead, which is smaller there (found by fuzzing)."""
+        if self._vocab_size is None:
+            if self._hf is not None:
+                ids = self._hf.get_vocab(with_added_tokens=True).values()
+                count = int(self._hf.get_vocab_size(with_added_tokens=True))
+                self._vocab_size = max(count, max(ids, default=-1) + 1)
+            else:
+                self._vocab_size = int(self._sp.GetPieceSize())
+        return self._vocab_size
 
     @property
     def pad_token_id(self) -> int | None:

@@ -79,3 +79,20 @@ def test_temperature_beyond_float_is_refused_at_construction(model: mtad_ext.Mod
         Decoder(model, None, method="ar", temperature=temperature, capacity=16)
     with pytest.raises(InputError, match="draft temperature"):
         Decoder(model, model, method="sps", draft_temperature=temperature, capacity=16)
+
+
+def test_tokenizer_vocab_size_covers_sparse_ids(tmp_path) -> None:
+    """tokenizer_fuzz: a tokenizer.json whose vocabulary numbers its tokens with gaps
+    ({"[UNK]": 0, "of": 3, "the": 7}) encoded "the" as 7 while vocab_size said 4 (the
+    tokenizers library counts tokens); vocab_size is now one past the largest id."""
+    import json
+
+    from mtad.tokenizer import Tokenizer
+
+    spec = {"version": "1.0", "pre_tokenizer": {"type": "Whitespace"},
+            "model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "of": 3, "the": 7}, "unk_token": "[UNK]"}}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
+    tok = Tokenizer(tmp_path)
+    ids = tok.encode("the of zzz")
+    assert ids == [7, 3, 0]
+    assert tok.vocab_size == 8 and all(0 <= i < tok.vocab_size for i in ids)
