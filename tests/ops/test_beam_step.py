@@ -1,5 +1,6 @@
 """ops.beam_step against a plain PyTorch version of algorithms.md 3.1 with the same rng
-counters (so the very same choices), and the properties a beam step must have."""
+counters (so the very same choices), and the properties a beam step must have. Greedy
+(temperature 0) is a beam search on the plain softmax: top-W of the joint scores."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ import mtad_ext
 
 ops = mtad_ext.ops
 NEG_INF = -math.inf
+# What a greedy draft beam-searches on (algorithms.md 3.1): T = 1, no truncation.
+PLAIN = (1.0, 0, 1.0)
+
+
+def draft_norm(temperature: float, top_k: int, top_p: float) -> tuple[float, int, float]:
+    """The normalisation beam_step applies: the draft's own, or the plain softmax if greedy."""
+    return PLAIN if temperature == 0 else (temperature, top_k, top_p)
 
 
 class Beams(NamedTuple):
@@ -40,7 +48,7 @@ def reference_beam_step(
 ) -> tuple[Beams, bool]:
     """One draft step of 3.1, candidate by candidate. Also returns whether a draw with
     replacement landed within rounding of a cumulative boundary (choices then float luck)."""
-    lp, _ = reference_normalize(logits, temperature, top_k, top_p)
+    lp, _ = reference_normalize(logits, *draft_norm(temperature, top_k, top_p))
     lp = lp.float()
     rows, vocab = lp.shape
     n = rows * vocab
@@ -93,7 +101,7 @@ def check_beam_properties(b: Beams, logits: Tensor, scores: Tensor, temperature:
     assert b.parent.dtype == b.token.dtype == torch.int64
     assert b.token_logprob.dtype == b.score.dtype == torch.float32
     assert b.token.shape == b.token_logprob.shape == b.score.shape == (m,)
-    lp = ops.normalize(logits, temperature, top_k, top_p)
+    lp = ops.normalize(logits, *draft_norm(temperature, top_k, top_p))
     # token_logprob is log s_parent(token), exactly the normalised value.
     assert torch.equal(b.token_logprob, lp[b.parent, b.token])
     assert torch.isfinite(b.token_logprob).all(), "chose a removed token"
@@ -120,11 +128,13 @@ CASES = [
     (1, 4, 1.0, 0, 1.0, False),  # step 1: one row, score 0
     (1, 4, 1.0, 10, 0.9, False),
     (1, 4, 1.0, 0, 1.0, True),
-    (1, 4, 0.0, 0, 1.0, False),  # greedy, one row: only its argmax survives (M = 1)
+    (1, 4, 0.0, 0, 1.0, False),  # greedy, one row: the top W of its softmax
+    (1, 4, 0.0, 10, 0.9, False),  # greedy ignores top-k / top-p: the plain softmax
     (4, 4, 1.0, 10, 0.9, False),  # later steps: W rows, the paper's defaults
     (4, 4, 1.0, 10, 0.9, True),
     (4, 4, 0.7, 0, 0.8, False),
-    (4, 4, 0.0, 0, 1.0, False),  # greedy: top-W of the joint scores
+    (4, 4, 0.0, 0, 1.0, False),  # greedy: top-W of the joint scores (a beam search)
+    (4, 4, 0.0, 2, 0.5, False),
     (4, 4, 0.0, 0, 1.0, True),  # greedy ignores with_replacement
     (4, 2, 1.3, 5, 1.0, False),
     (3, 8, 1.0, 2, 1.0, False),  # only 6 candidates survive top-k: M = 6
@@ -149,43 +159,63 @@ def test_beam_step_matches_reference(rows: int, width: int, temperature: float, 
     torch.testing.assert_close(got.score, want.score, atol=1e-5, rtol=1e-5)
     check_beam_properties(got, logits, scores, temperature, top_k, top_p)
     # M = W with replacement; otherwise the W best of the candidates with a finite joint.
-    lp = ops.normalize(logits, temperature, top_k, top_p)
+    lp = ops.normalize(logits, *draft_norm(temperature, top_k, top_p))
     alive = int(torch.isfinite(scores.unsqueeze(1) + lp).sum())
     sampled_with_replacement = with_replacement and temperature != 0
     assert got.parent.numel() == (width if sampled_with_replacement else min(width, alive))
 
 def test_greedy_ties_go_to_lower_parent_then_lower_token() -> None:
-    # Every row's argmax is tied between two ids (the lower one is the greedy token), and
-    # rows 0, 1 and 3 have equal scores: their joint scores tie.
+    # Every row's two best ids tie, and rows 0, 1 and 3 have equal scores: their joint
+    # scores tie; ties go to the lower parent, then the lower token.
     logits = torch.full((4, 6), -1.0)
     logits[:, 2] = logits[:, 4] = 3.0
     scores = torch.tensor([-1.0, -1.0, -0.5, -1.0])
     b = step(logits, scores, 3, 0.0, 0, 1.0, False, 0, 0)
-    assert b.parent.tolist() == [2, 0, 1] and b.token.tolist() == [2, 2, 2]
+    assert b.parent.tolist() == [2, 2, 0] and b.token.tolist() == [2, 4, 2]
     torch.testing.assert_close(b.score.exp().sum(), torch.tensor(1.0))
-    # The tie at the boundary of the top W: the lowest parent among the tied wins.
-    b = step(logits, scores, 2, 0.0, 0, 1.0, False, 0, 0)
-    assert b.parent.tolist() == [2, 0]
+    # The tie at the boundary of the top W: the lowest parent, then the lowest token wins.
+    b = step(logits, scores, 5, 0.0, 0, 1.0, False, 0, 0)
+    assert b.parent.tolist() == [2, 2, 0, 0, 1] and b.token.tolist() == [2, 4, 2, 4, 2]
 
 
-def test_greedy_top_w_over_rows() -> None:
-    # Greedy, later step: each row offers only its argmax; the W best joints win.
+def test_greedy_step_one_is_the_top_w_of_the_softmax() -> None:
+    # A greedy draft's first step: W distinct tokens, the W most likely under the plain
+    # softmax (top-k / top-p ignored), with their real log-probabilities, not one beam of 0.
+    logits = random_logits(1, 30, seed=3)
+    b = step(logits, torch.zeros(1), 4, 0.0, 3, 0.5, False, 7, 0)
+    lsm = torch.log_softmax(logits[0], -1)
+    top = torch.topk(lsm, 4)
+    assert b.parent.tolist() == [0] * 4 and b.token.tolist() == top.indices.tolist()
+    torch.testing.assert_close(b.token_logprob, top.values, atol=1e-6, rtol=0)
+    torch.testing.assert_close(b.score, top.values - torch.logsumexp(top.values, 0), atol=1e-6, rtol=0)
+
+
+def test_greedy_top_w_over_rows_is_a_beam_search_step() -> None:
+    # Greedy, later step: all W x V candidates compete on b_j + log softmax_j(v); the W best
+    # joints win, several from one row when that row is confident.
     logits = random_logits(5, 30, seed=3)
     scores = later_step_scores(5, seed=4)
     b = step(logits, scores, 3, 0.0, 0, 1.0, False, 7, 0)
-    best_rows = torch.argsort(scores, descending=True, stable=True)[:3]
-    assert b.parent.tolist() == best_rows.tolist()
-    assert torch.equal(b.token, logits[best_rows].argmax(-1))
-    assert torch.equal(b.token_logprob, torch.zeros(3))
+    joint = (scores.unsqueeze(1) + torch.log_softmax(logits, -1)).flatten()
+    top = torch.topk(joint, 3).indices
+    assert b.parent.tolist() == (top // 30).tolist() and b.token.tolist() == (top % 30).tolist()
+    torch.testing.assert_close(b.token_logprob, torch.log_softmax(logits, -1).flatten()[top], atol=1e-6, rtol=0)
+    assert (b.token_logprob < 0).all()
 
 
 def test_width_beyond_surviving_candidates() -> None:
     logits = random_logits(1, 40, seed=5)
     zero = torch.zeros(1)
-    for t, repl in [(1.0, False), (0.0, False), (0.0, True)]:
-        b = step(logits, zero, 4, t, 1, 1.0, repl, 3, 0)  # top_k = 1, one row: M = 1
-        assert b.parent.tolist() == [0] and b.token.tolist() == [logits.argmax().item()]
-        assert b.score.tolist() == [0.0] and b.token_logprob.tolist() == [0.0]
+    b = step(logits, zero, 4, 1.0, 1, 1.0, False, 3, 0)  # top_k = 1, one row: M = 1
+    assert b.parent.tolist() == [0] and b.token.tolist() == [logits.argmax().item()]
+    assert b.score.tolist() == [0.0] and b.token_logprob.tolist() == [0.0]
+    # Greedy ignores top_k (a beam search on the plain softmax): M = W.
+    for repl in (False, True):
+        b = step(logits, zero, 4, 0.0, 1, 1.0, repl, 3, 0)
+        assert b.token.tolist() == torch.topk(logits[0], 4).indices.tolist()
+    # More beams than candidates: every candidate once.
+    b = step(random_logits(1, 3, seed=5), zero, 4, 0.0, 0, 1.0, False, 3, 0)
+    assert sorted(b.token.tolist()) == [0, 1, 2]
     # With replacement the one survivor is drawn W times; scores share the mass equally.
     b = step(logits, zero, 4, 1.0, 1, 1.0, True, 3, 0)
     assert b.token.tolist() == [logits.argmax().item()] * 4

@@ -81,8 +81,14 @@ int64_t beam_step_f32(const float* logits, const float* scores, int64_t rows, in
                       uint64_t offset, int64_t* parent, int64_t* token, float* token_logprob, float* score) {
   const int64_t N = rows * V;
   std::vector<float> lp(N);
-  normalize_f32(logits, lp.data(), rows, V, temperature, top_k, top_p);
   const bool greedy = temperature == 0.f;
+  // A greedy draft is a beam search on the draft's plain softmax (algorithms.md 3.1), not on
+  // normalize(T = 0)'s one-hot rows, which would leave one beam and log-probs of 0.
+  if (greedy) {
+    normalize_f32(logits, lp.data(), rows, V, kGreedyDraft.temperature, kGreedyDraft.top_k, kGreedyDraft.top_p);
+  } else {
+    normalize_f32(logits, lp.data(), rows, V, temperature, top_k, top_p);
+  }
   const std::vector<int64_t> chosen = greedy || !with_replacement
                                           ? choose_top(lp.data(), scores, V, N, width, !greedy, seed, offset)
                                           : draw(lp.data(), scores, V, N, width, seed, offset);

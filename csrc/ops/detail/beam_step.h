@@ -7,6 +7,20 @@
 #include "ops/detail/common.h"
 #include "ops/detail/sampling.h"
 
+namespace mtad::ops {
+
+// The distribution a greedy draft (temperature 0) beam-searches on: the plain softmax,
+// T = 1 with no truncation (algorithms.md 3.1), so that its W beams and per-token draft
+// log-probs are those of a width-W beam search on joint log-probabilities.
+struct GreedyDraftNorm {
+  float temperature;
+  int64_t top_k;
+  float top_p;
+};
+inline constexpr GreedyDraftNorm kGreedyDraft{1.f, 0, 1.f};
+
+}  // namespace mtad::ops
+
 namespace mtad::ops::cpu {
 
 // One beam step (ops/beam_step.h) on logits [rows, V] and scores [rows]; writes the M
