@@ -23,6 +23,7 @@ from ._C import (
     MtadError,
     TrigramTable,
     WeightError,
+    _host_reads,
     load_model,
 )
 
