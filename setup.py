@@ -1,15 +1,20 @@
 """Builds mtad_ext._C by driving CMake (CMakeLists.txt is the one build graph).
 
-CUDA kernels are built when PyTorch has CUDA and nvcc is found; set MTAD_CUDA=0/1 to
-force. The build folder is build/<python tag> so that rebuilds are incremental; its CMake
-cache is dropped when it was made with tools that are gone or differ from this build's
-(pip's isolated build environments come and go), so it is never reused against them.
+CUDA kernels are built when PyTorch has CUDA and nvcc is found, of the same CUDA version;
+MTAD_CUDA=0 forbids them, MTAD_CUDA=1 demands them: the build then stops with a message
+when nvcc is missing, PyTorch has no CUDA, or their CUDA versions differ (cuda_refusal;
+cmake/cuda_check.cmake says the same to a direct CMake user). The build folder is
+build/<python tag> (MTAD_BUILD_DIR overrides it, e.g. a CUDA build beside the CPU one) so
+that rebuilds are incremental; its CMake cache is dropped when it was made with tools that
+are gone or differ from this build's (pip's isolated build environments come and go), so
+it is never reused against them.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,13 +33,60 @@ def _json_include() -> str:
     return str(Path(spec.origin).parent / "include")
 
 
-def _want_cuda() -> bool:
-    forced = os.environ.get("MTAD_CUDA")
-    if forced is not None:
-        return forced not in ("", "0", "false", "OFF")
-    import torch
+def find_nvcc() -> str | None:
+    """The nvcc a CUDA build uses: $CUDACXX, else nvcc on PATH, else /usr/local/cuda's."""
+    if os.environ.get("CUDACXX"):
+        return os.environ["CUDACXX"]
+    found = shutil.which("nvcc")
+    if found:
+        return found
+    default = Path("/usr/local/cuda/bin/nvcc")
+    return str(default) if default.exists() else None
 
-    return torch.version.cuda is not None and shutil.which("nvcc") is not None
+
+def nvcc_version(nvcc: str) -> str | None:
+    """'13.0' from `nvcc --version`, or None when it cannot be run or read."""
+    try:
+        out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    m = re.search(r"release (\d+\.\d+)", out)
+    return m.group(1) if m else None
+
+
+def cuda_refusal(nvcc: str | None, version: str | None, torch_cuda: str | None) -> str | None:
+    """Why a CUDA build cannot go on (nvcc missing, a CPU-only torch, different CUDA
+    versions), or None if it can. The same rules as cmake/cuda_check.cmake."""
+    if not nvcc:
+        return ("MTAD_CUDA=1 but nvcc was not found: install the CUDA toolkit and put nvcc on PATH "
+                "(or set CUDACXX), or build without CUDA (MTAD_CUDA=0)")
+    if not version:
+        return f"MTAD_CUDA=1 but the CUDA version of {nvcc} could not be read (`{nvcc} --version`)"
+    if not torch_cuda:
+        return (f"MTAD_CUDA=1 but this PyTorch has no CUDA (torch.version.cuda is None): install a CUDA "
+                f"build of torch whose CUDA is {version} (nvcc's), e.g. in its own virtual environment, "
+                "and build with --no-build-isolation; or build without CUDA (MTAD_CUDA=0)")
+    major_minor = re.match(r"\d+\.\d+", torch_cuda)
+    if major_minor is None or major_minor.group(0) != version:
+        return (f"MTAD_CUDA=1 but nvcc ({nvcc}) is CUDA {version} and PyTorch was built with CUDA {torch_cuda}: "
+                f"use the nvcc of CUDA {torch_cuda} (CUDACXX=/path/to/nvcc) or a torch built for CUDA {version}")
+    return None
+
+
+def want_cuda(forced: str | None, nvcc: str | None, version: str | None, torch_cuda: str | None) -> bool:
+    """Whether to build the CUDA kernels. MTAD_CUDA (`forced`) unset: when everything a
+    CUDA build needs is there; "0": never; "1": always, or SystemExit with the refusal."""
+    if forced is not None and forced.strip() != "":
+        if forced.strip().lower() in ("0", "false", "off", "no"):
+            return False
+        reason = cuda_refusal(nvcc, version, torch_cuda)
+        if reason:
+            raise SystemExit(f"mtad: {reason}")
+        return True
+    reason = cuda_refusal(nvcc, version, torch_cuda) if torch_cuda else "PyTorch has no CUDA"
+    if reason and torch_cuda:  # a CUDA torch but no usable nvcc: say why the kernels are left out
+        print(f"mtad: building without CUDA kernels ({reason.replace('MTAD_CUDA=1 but ', '')})", file=sys.stderr)
+    return reason is None
 
 
 def _read_cmake_cache(cache: Path) -> dict[str, str]:
@@ -104,9 +156,12 @@ class CMakeBuild(build_ext):
     def build_extension(self, ext: Extension) -> None:
         import torch
 
-        build_dir = ROOT / "build" / f"py{sys.version_info.major}{sys.version_info.minor}"
+        default_dir = ROOT / "build" / f"py{sys.version_info.major}{sys.version_info.minor}"
+        build_dir = Path(os.environ.get("MTAD_BUILD_DIR") or default_dir).resolve()
         build_dir.mkdir(parents=True, exist_ok=True)
-        cuda = _want_cuda()
+        nvcc = find_nvcc()
+        version = nvcc_version(nvcc) if nvcc else None
+        cuda = want_cuda(os.environ.get("MTAD_CUDA"), nvcc, version, torch.version.cuda)
         cmake = shutil.which("cmake") or "cmake"
         ninja = _ninja()
         wanted = {
@@ -127,10 +182,13 @@ class CMakeBuild(build_ext):
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
             f"-DMTAD_CUDA={'ON' if cuda else 'OFF'}",
+            f"-DMTAD_TORCH_CUDA={torch.version.cuda or 'None'}",
             f"-DCMAKE_BUILD_TYPE={os.environ.get('MTAD_BUILD_TYPE', 'Release')}",
         ]
         if ninja:
             args.append(f"-DCMAKE_MAKE_PROGRAM={ninja}")
+        if cuda and nvcc:
+            args.append(f"-DCMAKE_CUDA_COMPILER={nvcc}")
         if _json_include():
             args.append(f"-DMTAD_JSON_INCLUDE={_json_include()}")
         if os.environ.get("MTAD_NATIVE") == "0":

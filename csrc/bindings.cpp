@@ -19,6 +19,7 @@
 #include "ops/norms.h"
 #include "ops/rope.h"
 #include "ops/sampling.h"
+#include "ops/to_host.h"
 #include "ops/tree_accept.h"
 #include "ops/tree_attention.h"
 #include "ops/verify.h"
@@ -67,6 +68,7 @@ py::dict stats_dict(const mtad::StepStats& s) {
   d["verify_s"] = s.verify_s;
   d["rollback_s"] = s.rollback_s;
   d["other_s"] = s.other_s;
+  d["host_reads"] = s.host_reads;
   return d;
 }
 
@@ -471,6 +473,9 @@ void register_errors(py::module_& m) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "mtad native engine: model loading, forward with a KV cache, fused ops";
   register_errors(m);
+  m.def("_host_reads", &mtad::ops::host_reads,
+        "Device-to-host reads (on a GPU, synchronisations) the decode path has made in this process "
+        "(ops::to_host); Decoder.last_stats['host_reads'] counts one step's.");
 
   py::class_<KVCache>(m, "KVCache", "Preallocated KV cache with a length counter")
       .def_property_readonly("length", [](const KVCache& c) { return c.length; })

@@ -24,6 +24,7 @@ from ._C import (
     TreeBudget,
     TrigramTable,
     WeightError,
+    _host_reads,
     load_model,
 )
 

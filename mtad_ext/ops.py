@@ -47,7 +47,7 @@ __all__ = [
 class VerifyResult(TypedDict):
     accept_len: int  # the deepest passing depth (0 if none)
     accept_node: int  # the node ending the accepted path (-1 when accept_len == 0)
-    path: Tensor  # int64 [accept_len]: node indices root -> accept_node
+    path: Tensor  # int64 [accept_len] on the CPU: node indices root -> accept_node
     bonus_token: int  # sampled from the target after the accepted path
     node_logprob: Tensor  # float32 [N]: each node's summed target path log-prob
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs mtad with its test dependencies on a fresh machine, then runs the checks:
-# ruff, the nvcc compile-only check of every CUDA source (when nvcc is present) and
-# the pytest suite. Downloads and builds are cached outside the repository
-# (~/.cache/pip, ~/.cache/ccache, $MTAD_CACHE or ~/.cache/mtad for the default model).
+# ruff, the nvcc compile-only check of every CUDA source and the CUDA build of the whole
+# extension (when nvcc is present: tools/check_cuda_build.sh), and the pytest suite.
+# Downloads and builds are cached outside the repository (~/.cache/pip, ~/.cache/ccache, $MTAD_CACHE or ~/.cache/mtad for the default model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +20,15 @@ python3 -m pip install -q --no-build-isolation -e ".[test]"
 
 python3 -m ruff check python mtad_ext tests bench tools
 if command -v nvcc >/dev/null 2>&1; then
+  # Every .cu file with -Werror (seconds), then the whole extension with CUDA on, linked
+  # against a CUDA torch in its own venv (~/.cache/mtad-ci/cuda-venv; the module it makes is
+  # imported by tests/build/test_cuda_module.py below). MTAD_CUDA_BUILD=0 skips the latter.
   bash tools/check_cuda.sh
+  if [ "${MTAD_CUDA_BUILD:-1}" != 0 ]; then
+    bash tools/check_cuda_build.sh
+  fi
 else
-  echo "nvcc not found: skipping the CUDA compile check"
+  echo "nvcc not found: skipping the CUDA compile and build checks"
 fi
 # The soak tests generate 3,000 tokens per method here (CI's time budget); run
 # tests/reliability/test_soak.py alone for the 10,000-token default.

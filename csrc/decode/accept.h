@@ -16,6 +16,7 @@ namespace mtad {
 struct Verdict {
   std::vector<int64_t> path;  // accepted nodes of the tree, root first
   int64_t next_token = -1;
+  std::vector<int64_t> tokens;  // the path's tokens, when the proposal's are on the device only
 };
 
 using AcceptRule = Verdict (*)(const at::Tensor& logits, const Proposal& p, const DecodeConfig& c, Rng& rng);

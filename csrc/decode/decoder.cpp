@@ -13,6 +13,7 @@
 #include "decode/methods.h"
 #include "decode/timer.h"
 #include "mtad/errors.h"
+#include "ops/to_host.h"
 
 namespace mtad {
 
@@ -26,6 +27,7 @@ StepStats& StepStats::operator+=(const StepStats& o) {
   verify_s += o.verify_s;
   rollback_s += o.rollback_s;
   other_s += o.other_s;
+  host_reads += o.host_reads;
   return *this;
 }
 
@@ -126,6 +128,7 @@ std::vector<int64_t> Decoder::step() {
   if (n >= capacity)
     throw InputError("the sequence has reached the cache capacity (" + std::to_string(capacity) + " tokens)");
   const auto t0 = std::chrono::steady_clock::now();
+  const int64_t reads0 = ops::host_reads();
   StepStats s;
   Rng rng{config_.seed, calls_};
   // Propose: a draft tree below the last committed token (none without a drafter).
@@ -143,7 +146,12 @@ std::vector<int64_t> Decoder::step() {
   {
     ScopedTimer t(s.verify_s);
     const DraftTree::Inputs in = p.tree.inputs(tokens_.back(), n - 1);
-    const at::Tensor logits = target_.forward(tcache_, in.ids, in.positions, in.mask, at::Tensor());
+    // A chain sampled on the device (SpS) is fed from there, behind the root.
+    const at::Tensor logits =
+        p.tokens.defined()
+            ? target_.forward_sampled(tcache_, at::cat({in.ids.narrow(0, 0, 1).to(p.tokens.device()), p.tokens}),
+                                      in.positions, in.mask, at::Tensor())
+            : target_.forward(tcache_, in.ids, in.positions, in.mask, at::Tensor());
     s.target_forwards = 1;
     v = drafting || !proposer_ ? spec_->accept(logits, p, config_, rng) : accept_sample(logits, p, config_, rng);
   }
@@ -154,7 +162,7 @@ std::vector<int64_t> Decoder::step() {
     if (drafting) proposer_->accepted(p, v.path);
   }
   calls_ = rng.calls;
-  std::vector<int64_t> out = p.tree.tokens_of(v.path);
+  std::vector<int64_t> out = p.tokens.defined() ? v.tokens : p.tree.tokens_of(v.path);
   out.push_back(v.next_token);
   s.drafted = p.tree.size();
   s.accepted = static_cast<int64_t>(v.path.size());
@@ -162,6 +170,7 @@ std::vector<int64_t> Decoder::step() {
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.other_s = std::max(0.0, total - s.draft_s - s.verify_s - s.rollback_s);
   s.emitted = static_cast<int64_t>(out.size());
+  s.host_reads = ops::host_reads() - reads0;
   tokens_.insert(tokens_.end(), out.begin(), out.end());
   last_ = s;
   total_ += s;

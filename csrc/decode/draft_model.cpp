@@ -25,6 +25,10 @@ at::Tensor DraftModel::forward(const DraftTree::Inputs& in) {
   return model_.forward(cache_, in.ids, in.positions, in.mask, at::Tensor());
 }
 
+at::Tensor DraftModel::forward_sampled(const at::Tensor& ids) {
+  return model_.forward_sampled(cache_, ids, at::Tensor(), at::Tensor(), at::Tensor());
+}
+
 void DraftModel::accept(const DraftTree& tree, const std::vector<int64_t>& path) {
   // Nodes come parents first and the draft fed a prefix of them: the fed part of the path
   // is a prefix of it.

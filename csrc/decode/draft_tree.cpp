@@ -118,7 +118,8 @@ void DraftTree::commit(KVCache& cache, int64_t prefix, const std::vector<int64_t
   const int64_t length = prefix + static_cast<int64_t>(path.size());
   TORCH_CHECK(prefix >= 0 && (path.empty() || slots.back() < cache.length) && length <= cache.length,
               "DraftTree::commit: the path's slots are not in the cache");
-  if (!in_place) ops::kv_compact(cache.k, cache.v, prefix, at::tensor(slots, at::kLong).to(cache.k.device()));
+  // Host slots: kv_compact checks them where they are and uploads them (no device round trip).
+  if (!in_place) ops::kv_compact(cache.k, cache.v, prefix, at::tensor(slots, at::kLong));
   cache.length = length;
 }
 

@@ -27,6 +27,9 @@ struct Proposal {
   DraftTree tree;             // what the target verifies, below the last committed token
   at::Tensor draft_logprobs;  // SpS: the draft's normalised log-probs at each node [N, V]
   int64_t best_leaf = -1;     // MTAD: the top beam's last node; its path is the draft (3.2)
+  // SpS: the chain's tokens on the device, where the draft sampled them (never read back
+  // inside the step: tree.token holds placeholders; the rule reads the accepted ones).
+  at::Tensor tokens;
 };
 
 class Proposer {

@@ -13,6 +13,7 @@
 #include "model/opt.h"
 #include "mtad/errors.h"
 #include "ops/linear.h"
+#include "ops/to_host.h"
 
 namespace mtad {
 namespace {
@@ -20,7 +21,10 @@ namespace {
 [[noreturn]] void bad(const std::string& what) { throw InputError("forward: " + what); }
 
 // t itself when it is a contiguous CPU tensor (no ATen call), else a contiguous CPU copy.
-at::Tensor on_cpu(const at::Tensor& t) { return t.is_cpu() && t.is_contiguous() ? t : t.to(at::kCPU).contiguous(); }
+at::Tensor on_cpu(const at::Tensor& t) {
+  if (t.is_cpu()) return t.is_contiguous() ? t : t.contiguous();
+  return ops::to_host(t);  // a device input: checked on a (counted) host copy
+}
 
 std::pair<int64_t, int64_t> min_max(const int64_t* p, int64_t n) {
   int64_t lo = p[0], hi = p[0];
@@ -76,8 +80,18 @@ Model::Model(ModelConfig config, at::Device device, at::ScalarType dtype, at::Sc
 
 Model::~Model() = default;
 
-at::Tensor Model::forward(KVCache& cache, const at::Tensor& tokens_in, const at::Tensor& positions_in,
-                          const at::Tensor& tree_mask_in, const at::Tensor& logit_rows_in) {
+at::Tensor Model::forward(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
+                          const at::Tensor& tree_mask, const at::Tensor& logit_rows) {
+  return forward_impl(cache, tokens, positions, tree_mask, logit_rows, false);
+}
+
+at::Tensor Model::forward_sampled(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
+                                  const at::Tensor& tree_mask, const at::Tensor& logit_rows) {
+  return forward_impl(cache, tokens, positions, tree_mask, logit_rows, true);
+}
+
+at::Tensor Model::forward_impl(KVCache& cache, const at::Tensor& tokens_in, const at::Tensor& positions_in,
+                               const at::Tensor& tree_mask_in, const at::Tensor& logit_rows_in, bool sampled) {
   const auto& c = config_;
   if (!tokens_in.defined() || tokens_in.dim() != 1 || tokens_in.scalar_type() != at::kLong)
     bad("tokens must be a 1-D int64 tensor");
@@ -95,12 +109,18 @@ at::Tensor Model::forward(KVCache& cache, const at::Tensor& tokens_in, const at:
 
   // The inputs are checked on CPU copies (no copy, and no ATen call, when they are CPU
   // tensors already: the usual case, and every CPU decode step).
-  const at::Tensor tokens_cpu = on_cpu(tokens_in);
-  const int64_t* tok = tokens_cpu.data_ptr<int64_t>();
-  const auto [lo, hi] = min_max(tok, T);
-  if (lo < 0 || hi >= c.vocab_size)
-    bad("token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary [0, " +
-        std::to_string(c.vocab_size) + ")");
+  // Sampled tokens on the device stay there (forward_sampled).
+  const bool device_tokens = sampled && !tokens_in.is_cpu();
+  if (device_tokens && tokens_in.device() != device_)
+    bad("sampled tokens are on " + tokens_in.device().str() + ", the model on " + device_.str());
+  const at::Tensor tokens_cpu = device_tokens ? at::Tensor() : on_cpu(tokens_in);
+  const int64_t* tok = device_tokens ? nullptr : tokens_cpu.data_ptr<int64_t>();
+  if (!device_tokens) {
+    const auto [lo, hi] = min_max(tok, T);
+    if (lo < 0 || hi >= c.vocab_size)
+      bad("token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary [0, " +
+          std::to_string(c.vocab_size) + ")");
+  }
 
   at::Tensor positions_cpu;
   if (positions_in.defined()) {
@@ -150,7 +170,8 @@ at::Tensor Model::forward(KVCache& cache, const at::Tensor& tokens_in, const at:
           ? positions_cpu.to(device_)
           : at::arange(cache.length, cache.length + T, at::TensorOptions().dtype(at::kLong).device(device_));
   at::Tensor mask = mask_cpu.defined() ? mask_cpu.to(device_) : at::Tensor();
-  at::Tensor h = hidden_states(cache, tokens_cpu.to(device_), positions, mask);
+  const at::Tensor ids = device_tokens ? tokens_in.clamp(0, c.vocab_size - 1) : tokens_cpu.to(device_);
+  at::Tensor h = hidden_states(cache, ids, positions, mask);
   cache.length += T;
   if (rows_cpu.defined()) h = h.index_select(0, rows_cpu.to(device_));
   return ops::linear(h, lm_head(), at::Tensor()).to(at::kFloat);

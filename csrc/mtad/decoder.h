@@ -58,6 +58,7 @@ struct StepStats {
   int64_t target_forwards = 0;
   int64_t draft_forwards = 0;
   double draft_s = 0, verify_s = 0, rollback_s = 0, other_s = 0;
+  int64_t host_reads = 0;       // device-to-host reads (on a GPU: synchronisations) the step made
   StepStats& operator+=(const StepStats& o);
 };
 

@@ -52,6 +52,12 @@ class Model {
   // Returns float32 logits [R, vocab_size] (R = T when logit_rows is undefined).
   at::Tensor forward(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
                      const at::Tensor& tree_mask, const at::Tensor& logit_rows);
+  // forward() for token ids that mtad's samplers made on the model's device (the decoders'
+  // drafts): they are not read back to the host to be checked (no synchronisation), only
+  // clamped into the vocabulary on the device (a sampler marks a row without mass -1; the
+  // acceptance rule reports that). On the CPU the same checks as forward().
+  at::Tensor forward_sampled(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
+                             const at::Tensor& tree_mask, const at::Tensor& logit_rows);
 
   // Seconds one forward over T new tokens takes behind a short cached prefix: the best of a
   // few timed runs, measured at the first call for each T and kept for the model's life
@@ -83,6 +89,8 @@ class Model {
   at::ScalarType weight_dtype_;
 
  private:
+  at::Tensor forward_impl(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
+                          const at::Tensor& tree_mask, const at::Tensor& logit_rows, bool sampled);
   at::Tensor forward_cpu(KVCache& cache, const int64_t* tokens, const at::Tensor& positions, const at::Tensor& mask,
                          const at::Tensor& rows, int64_t T, int64_t M);
   std::unique_ptr<CpuScratchPool> scratch_;  // CPU forwards' buffers, reused

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "ops/dispatch.h"
+#include "ops/to_host.h"
 
 namespace mtad::ops {
 namespace {
@@ -55,6 +56,7 @@ BeamResult beam_step(const at::Tensor& logits, const at::Tensor& scores, int64_t
   const auto ids = x.options().dtype(at::kLong);
 
   if (x.device().is_cpu()) {
+    count_host_read();  // the CUDA branch's one read (the number of live candidates)
     const float* sp = s.data_ptr<float>();
     for (int64_t j = 0; j < rows; ++j) {
       if (std::isnan(sp[j]) || sp[j] == std::numeric_limits<float>::infinity()) bad_scores();
@@ -93,7 +95,7 @@ BeamResult beam_step(const at::Tensor& logits, const at::Tensor& scores, int64_t
     }
     // The step's one host round trip: M sizes the outputs (and the scores are checked).
     const at::Tensor bad = at::logical_or(at::isnan(s), at::isposinf(s)).sum();
-    const at::Tensor status = at::stack({avail, bad}).cpu();
+    const at::Tensor status = to_host(at::stack({avail, bad}));
     if (status[1].item<int64_t>() != 0) bad_scores();
     const int64_t alive = status[0].item<int64_t>();
     const int64_t M = select ? alive : (alive > 0 ? width : 0);

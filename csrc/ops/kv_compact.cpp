@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "ops/dispatch.h"
+#include "ops/to_host.h"
 
 namespace mtad::ops {
 
@@ -21,8 +22,9 @@ void kv_compact(at::Tensor& k, at::Tensor& v, int64_t prefix, const at::Tensor& 
   const int64_t L = k.size(0), C = k.size(1), A = slots.size(0);
   TORCH_CHECK(prefix >= 0 && prefix <= C, "kv_compact: prefix ", prefix, " is outside the cache's ", C, " slots");
 
-  // Validation reads the slots on the host (a few integers; one small copy for device slots).
-  const at::Tensor host = slots.to(at::kCPU).contiguous();
+  // Validation reads the slots on the host: host slots cost nothing (the decoders pass those),
+  // device slots one counted read.
+  const at::Tensor host = slots.is_cpu() ? slots.contiguous() : to_host(slots);
   const int64_t* s = host.data_ptr<int64_t>();
   for (int64_t i = 0; i < A; ++i) {
     TORCH_CHECK(s[i] >= prefix + i, "kv_compact: slots[", i, "] = ", s[i], " is below prefix + ", i, " = ",

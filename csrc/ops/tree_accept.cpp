@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "ops/dispatch.h"
+#include "ops/to_host.h"
 
 namespace mtad::ops {
 namespace {
@@ -54,6 +55,7 @@ TreeAcceptResult tree_accept(const at::Tensor& target, const at::Tensor& parents
     at::Tensor info = at::empty({td::info_size(N)}, best.options());
     cpu::tree_accept(best.data_ptr<int64_t>(), par.data_ptr<int64_t>(), tok.data_ptr<int64_t>(), N, V,
                      info.data_ptr<int64_t>());
+    count_host_read();  // the CUDA branch's one read
     return finish("tree_accept", info, N, V);
   }
 #ifdef MTAD_WITH_CUDA
@@ -63,7 +65,7 @@ TreeAcceptResult tree_accept(const at::Tensor& target, const at::Tensor& parents
     cuda::tree_accept(best.data_ptr<int64_t>(), par.data_ptr<int64_t>(), tok.data_ptr<int64_t>(), N, V,
                       info.data_ptr<int64_t>(), stream_of(best));
     // Header and path in one small copy.
-    return finish("tree_accept", info.narrow(0, 0, td::kHeader + N).cpu(), N, V);
+    return finish("tree_accept", to_host(info.narrow(0, 0, td::kHeader + N)), N, V);
   }
 #endif
   no_kernel("tree_accept", target);
@@ -85,6 +87,7 @@ TreeAcceptResult tree_sample(const at::Tensor& target_logprobs, const at::Tensor
   if (lp.device().is_cpu()) {
     cpu::tree_sample_f32(lp.data_ptr<float>(), V, par.data_ptr<int64_t>(), tok.data_ptr<int64_t>(), N, seed, offset,
                          info.data_ptr<int64_t>());
+    count_host_read();  // the CUDA branch's one read
     r = finish("tree_sample", info, N, V);
   }
 #ifdef MTAD_WITH_CUDA
@@ -92,7 +95,7 @@ TreeAcceptResult tree_sample(const at::Tensor& target_logprobs, const at::Tensor
     const c10::cuda::CUDAGuard guard(lp.device());
     cuda::tree_sample(lp.data_ptr<float>(), V, par.data_ptr<int64_t>(), tok.data_ptr<int64_t>(), N, seed, offset,
                       info.data_ptr<int64_t>(), stream_of(lp));
-    r = finish("tree_sample", info.narrow(0, 0, td::kHeader + N).cpu(), N, V);
+    r = finish("tree_sample", to_host(info.narrow(0, 0, td::kHeader + N)), N, V);
   }
 #endif
   else {

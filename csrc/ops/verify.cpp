@@ -8,6 +8,7 @@
 
 #include "ops/dispatch.h"
 #include "ops/sampling.h"
+#include "ops/to_host.h"
 
 namespace mtad::ops {
 namespace {
@@ -59,12 +60,13 @@ VerifyResult verify(const at::Tensor& target_logits, const at::Tensor& parents, 
   if (target_logits.device().is_cpu()) {
     cpu::verify_tree_f32(logp.data_ptr<float>(), V, par.data_ptr<int64_t>(), tok.data_ptr<int64_t>(), N,
                          lq.data_ptr<float>(), G, log_tau, node_lp.data_ptr<float>(), info.data_ptr<int64_t>());
+    count_host_read();  // the CUDA branch's one read (header and bonus token)
     const int64_t* h = info.data_ptr<int64_t>();
     check_tree_status(h, G, V);
     r.accept_len = h[vd::kAcceptLen];
     r.accept_node = h[vd::kAcceptNode];
     r.bonus_token = sample(logp.narrow(0, h[vd::kBonusRow], 1), seed, offset).item<int64_t>();
-    r.path = info.narrow(0, vd::kHeader, r.accept_len).clone();
+    r.path = info.narrow(0, vd::kHeader, r.accept_len).clone();  // on the host, as the CUDA branch's
     r.node_logprob = node_lp;
     return r;
   }
@@ -75,16 +77,16 @@ VerifyResult verify(const at::Tensor& target_logits, const at::Tensor& parents, 
                       lq.data_ptr<float>(), G, log_tau, node_lp.data_ptr<float>(), info.data_ptr<int64_t>(),
                       stream_of(target_logits));
     // The bonus row index stays on the device (valid even on error), so the draw follows
-    // without a round trip; header and bonus then come back in one copy.
+    // without a round trip; header, path room and bonus then come back in one copy.
     const at::Tensor row = logp.index_select(0, info.narrow(0, vd::kBonusRow, 1));
     const at::Tensor bonus = sample(row, seed, offset).reshape({1});
-    const at::Tensor host = at::cat({info.narrow(0, 0, vd::kHeader), bonus}).cpu();
+    const at::Tensor host = to_host(at::cat({info.narrow(0, 0, vd::kHeader + N), bonus}));
     const int64_t* h = host.data_ptr<int64_t>();
     check_tree_status(h, G, V);
     r.accept_len = h[vd::kAcceptLen];
     r.accept_node = h[vd::kAcceptNode];
-    r.bonus_token = h[vd::kHeader];
-    r.path = info.narrow(0, vd::kHeader, r.accept_len).clone();
+    r.bonus_token = h[vd::kHeader + N];
+    r.path = host.narrow(0, vd::kHeader, r.accept_len).clone();  // on the host
     r.node_logprob = node_lp;
     return r;
   }
@@ -92,8 +94,8 @@ VerifyResult verify(const at::Tensor& target_logits, const at::Tensor& parents, 
   no_kernel("verify", target_logits);
 }
 
-std::pair<int64_t, int64_t> sps_accept(const at::Tensor& target_logprobs, const at::Tensor& draft_logprobs,
-                                       const at::Tensor& tokens, uint64_t seed, uint64_t offset) {
+at::Tensor sps_accept_launch(const at::Tensor& target_logprobs, const at::Tensor& draft_logprobs,
+                             const at::Tensor& tokens, uint64_t seed, uint64_t offset) {
   check_f32(target_logprobs, "sps_accept", "target_logprobs", 2);
   check_f32(draft_logprobs, "sps_accept", "draft_logprobs", 2);
   const int64_t G = target_logprobs.size(0) - 1, V = target_logprobs.size(1);
@@ -106,29 +108,35 @@ std::pair<int64_t, int64_t> sps_accept(const at::Tensor& target_logprobs, const 
   check_index_vector(tokens, target_logprobs, "sps_accept", "tokens", G, "the logits");
   const at::Tensor tlp = target_logprobs.contiguous(), dlp = draft_logprobs.contiguous(), tok = tokens.contiguous();
 
-  std::array<int64_t, 3> out{};  // accepted count, next token, first out-of-range token or -1
-  bool ran = false;
+  // accepted count, next token, first out-of-range token or -1
+  at::Tensor out = at::empty({3}, tok.options());
   if (tlp.device().is_cpu()) {
     cpu::sps_accept_f32(tlp.data_ptr<float>(), dlp.data_ptr<float>(), tok.data_ptr<int64_t>(), G, V, seed, offset,
-                        out.data());
-    ran = true;
+                        out.data_ptr<int64_t>());
+    return out;
   }
 #ifdef MTAD_WITH_CUDA
   if (tlp.is_cuda()) {
     const c10::cuda::CUDAGuard guard(tlp.device());
-    at::Tensor dev = at::empty({3}, tok.options());
     cuda::sps_accept(tlp.data_ptr<float>(), dlp.data_ptr<float>(), tok.data_ptr<int64_t>(), G, V, seed, offset,
-                     dev.data_ptr<int64_t>(), stream_of(tlp));
-    const at::Tensor host = dev.cpu();
-    std::copy_n(host.data_ptr<int64_t>(), 3, out.begin());
-    ran = true;
+                     out.data_ptr<int64_t>(), stream_of(tlp));
+    return out;
   }
 #endif
-  if (!ran) no_kernel("sps_accept", tlp);
+  no_kernel("sps_accept", tlp);
+}
+
+std::pair<int64_t, int64_t> sps_accept_finish(const int64_t* out, int64_t V) {
   TORCH_CHECK(out[2] < 0, "sps_accept: tokens[", out[2], "] is outside the vocabulary [0, ", V, ")");
   TORCH_CHECK(out[1] >= 0, "sps_accept: row ", out[0], " of target_logprobs has no probability mass",
               " (expected normalised log-probs)");
   return {out[0], out[1]};
+}
+
+std::pair<int64_t, int64_t> sps_accept(const at::Tensor& target_logprobs, const at::Tensor& draft_logprobs,
+                                       const at::Tensor& tokens, uint64_t seed, uint64_t offset) {
+  const at::Tensor out = to_host(sps_accept_launch(target_logprobs, draft_logprobs, tokens, seed, offset));
+  return sps_accept_finish(out.data_ptr<int64_t>(), target_logprobs.size(1));
 }
 
 }  // namespace mtad::ops

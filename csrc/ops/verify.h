@@ -10,7 +10,7 @@ namespace mtad::ops {
 struct VerifyResult {
   int64_t accept_len = 0;    // a: the deepest passing depth (0 if none)
   int64_t accept_node = -1;  // the node ending the accepted path (-1 when a == 0)
-  at::Tensor path;           // int64 [a]: node indices root -> accept_node
+  at::Tensor path;           // int64 [a] on the host: node indices root -> accept_node
   int64_t bonus_token = -1;  // sampled from the target after the accepted path
   at::Tensor node_logprob;   // float32 [N]: LP(n), each node's summed target path log-prob
 };
@@ -37,6 +37,12 @@ VerifyResult verify(const at::Tensor& target_logits, const at::Tensor& parents, 
 // rejection the next token is drawn from norm(max(0, p_i - q_i)) with u = rng(seed,
 // offset + G); if all are accepted it is drawn from p_G with the same u.
 // Returns (number accepted, next token).
+// sps_accept in two halves, for a caller that reads the result back with more (one round
+// trip): the launch returns int64 [3] on the logits' device (accepted count, next token,
+// first out-of-range token or -1); finish checks those, read on the host, and returns the pair.
+at::Tensor sps_accept_launch(const at::Tensor& target_logprobs, const at::Tensor& draft_logprobs,
+                             const at::Tensor& tokens, uint64_t seed, uint64_t offset);
+std::pair<int64_t, int64_t> sps_accept_finish(const int64_t* out, int64_t V);
 std::pair<int64_t, int64_t> sps_accept(const at::Tensor& target_logprobs, const at::Tensor& draft_logprobs,
                                        const at::Tensor& tokens, uint64_t seed, uint64_t offset);
 

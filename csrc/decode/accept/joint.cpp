@@ -17,8 +17,9 @@ Verdict accept_joint(const at::Tensor& logits, const Proposal& p, const DecodeCo
       ops::verify(logits, at::tensor(t.parent, at::kLong).to(dev), at::tensor(t.token, at::kLong).to(dev),
                   at::tensor(best_lq, at::kFloat).to(dev), c.tau, c.target.temperature, c.target.top_k,
                   c.target.top_p, c.seed, rng.next());
-  const at::Tensor path = r.path.to(at::kCPU, at::kLong).contiguous();
-  return {std::vector<int64_t>(path.data_ptr<int64_t>(), path.data_ptr<int64_t>() + path.numel()), r.bonus_token};
+  const at::Tensor path = r.path.contiguous();  // verify read it back with its header
+  const int64_t* h = path.data_ptr<int64_t>();
+  return {std::vector<int64_t>(h, h + path.numel()), r.bonus_token, {}};
 }
 
 }  // namespace mtad

@@ -3,12 +3,13 @@
 
 #include "decode/accept.h"
 #include "ops/sampling.h"
+#include "ops/to_host.h"
 
 namespace mtad {
 
 Verdict accept_sample(const at::Tensor& logits, const Proposal& p, const DecodeConfig& c, Rng& rng) {
   const at::Tensor lp = ops::normalize(logits, c.target.temperature, c.target.top_k, c.target.top_p);
-  return {{}, ops::sample(lp, c.seed, rng.next()).item<int64_t>()};
+  return {{}, ops::to_host(ops::sample(lp, c.seed, rng.next())).item<int64_t>(), {}};  // the one read
 }
 
 }  // namespace mtad

@@ -19,7 +19,8 @@ Verdict accept_tree(const at::Tensor& logits, const Proposal& p, const DecodeCon
     r = ops::tree_sample(lp, par, tok, c.seed, rng.next());
   }
   const at::Tensor path = r.path.contiguous();
-  return {std::vector<int64_t>(path.data_ptr<int64_t>(), path.data_ptr<int64_t>() + r.accept_len), r.next_token};
+  const int64_t* h = path.data_ptr<int64_t>();
+  return {std::vector<int64_t>(h, h + r.accept_len), r.next_token, {}};
 }
 
 }  // namespace mtad

@@ -3,16 +3,31 @@
 // whole beam tree (3.3); either way its cache keeps the accepted nodes it fed (3.4).
 #include <ATen/ATen.h>
 
+#include <cstring>
+
 #include "decode/draft_model.h"
 #include "decode/proposer.h"
 #include "ops/beam_step.h"
+#include "ops/to_host.h"
 
 namespace mtad {
 namespace {
 
-std::vector<int64_t> to_vec(const at::Tensor& t) {
-  const at::Tensor c = t.to(at::kCPU, at::kLong).contiguous();
-  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+// A depth's beams on the host in one read: parents, tokens and token log-probs (as doubles,
+// which hold every float exactly, viewed as int64 to share the copy).
+struct HostBeams {
+  at::Tensor all;  // int64 [3, M]
+  const int64_t* parent() const { return all.data_ptr<int64_t>(); }
+  const int64_t* token() const { return all.data_ptr<int64_t>() + all.size(1); }
+  float logprob(int64_t m) const {
+    double x;
+    std::memcpy(&x, all.data_ptr<int64_t>() + 2 * all.size(1) + m, sizeof x);
+    return static_cast<float>(x);
+  }
+};
+
+HostBeams read_beams(const at::Tensor& par, const at::Tensor& tok, const at::Tensor& tlq) {
+  return {ops::to_host(at::stack({par, tok, tlq.to(at::kDouble).view(at::kLong)}))};
 }
 
 class BeamProposer final : public Proposer {
@@ -33,11 +48,10 @@ class BeamProposer final : public Proposer {
     for (int64_t d = 1; d <= c_.gamma; ++d) {
       auto [par, tok, tlq, score] = ops::beam_step(logits, scores, c_.width, q.temperature, q.top_k, q.top_p,
                                                    c_.with_replacement, c_.seed, rng.next());
-      const std::vector<int64_t> par_h = to_vec(par), tok_h = to_vec(tok);
-      const at::Tensor lq_h = tlq.to(at::kCPU).contiguous();
+      const HostBeams h = read_beams(par, tok, tlq);
       std::vector<int64_t> next;
-      for (size_t m = 0; m < tok_h.size(); ++m)
-        next.push_back(tree_.add(d == 1 ? -1 : beams[par_h[m]], tok_h[m], lq_h.data_ptr<float>()[m]));
+      for (int64_t m = 0; m < tok.size(0); ++m)
+        next.push_back(tree_.add(d == 1 ? -1 : beams[h.parent()[m]], h.token()[m], h.logprob(m)));
       beams = std::move(next);
       scores = score;
       if (d == c_.gamma) break;

@@ -17,19 +17,21 @@ class ChainProposer final : public Proposer {
 
   Proposal propose(const std::vector<int64_t>& tokens, int64_t room, Rng& rng, StepStats& s) override {
     const SamplingParams& q = c_.draft;
-    std::vector<int64_t> drafted;
-    std::vector<at::Tensor> q_rows;
+    // The tokens stay on the device: each feeds the next draft forward there, and the
+    // acceptance rule reads the accepted ones back with its verdict (one round trip a step).
+    std::vector<at::Tensor> drafted, q_rows;
     at::Tensor logits = draft_.catch_up(tokens);
     for (int64_t i = 0; i < c_.gamma; ++i) {
       at::Tensor lq = ops::normalize(logits, q.temperature, q.top_k, q.top_p);
-      drafted.push_back(ops::sample(lq, c_.seed, rng.next()).item<int64_t>());
+      drafted.push_back(ops::sample(lq, c_.seed, rng.next()));
       q_rows.push_back(lq);
       // The last token is not fed: the next step's catch-up feeds it if accepted.
-      if (i + 1 < c_.gamma) logits = draft_.forward({at::tensor({drafted.back()}, at::kLong), {}, {}});
+      if (i + 1 < c_.gamma) logits = draft_.forward_sampled(drafted.back());
     }
     s.draft_forwards = c_.gamma;
     Proposal p;
-    p.tree = DraftTree::chain(drafted);
+    p.tree = DraftTree::chain(std::vector<int64_t>(c_.gamma, 0));  // tokens: p.tokens
+    p.tokens = at::cat(drafted, 0);
     p.draft_logprobs = at::cat(q_rows, 0);
     return p;
   }
