@@ -1,13 +1,17 @@
-"""gamma "auto" against every fixed draft length and AR, on one prompt set, in one run.
+"""gamma "auto" (and ADED's node budget "auto") against every fixed setting and AR, on one
+prompt set, in one run.
 
 For SpS (and MTAD) with the committed draft, greedy, it decodes each prompt with AR, with
-gamma 1..--max-fixed and with gamma auto, the settings interleaved prompt by prompt so that
-a machine's drift touches them alike, and prints tokens/s per setting, each as a ratio to
-AR, and auto against the best fixed gamma chosen in hindsight (the issue's goals: auto never
-more than 3 % slower than AR, within 5 % of that best).
+gamma 1..--max-fixed and with gamma auto; for ADED (`--methods aded`, an empty table that
+learns from the prompts and replies, as `mtad generate --method aded` starts) with each
+node budget of --aded-budgets and with max_nodes auto. The settings are interleaved prompt
+by prompt so that a machine's drift touches them alike; it prints tokens/s per setting, each
+as a ratio to AR, and auto against the best fixed setting chosen in hindsight (the issue's
+goals: auto never more than 3 % slower than AR, within 5 % of that best).
 
     python bench/draft_length.py [--prompts chat|humaneval] [--num-prompts 12]
-        [--max-new-tokens 128] [--methods sps,mtad] [--dtype float16] [--json]
+        [--max-new-tokens 128] [--methods sps,mtad,aded] [--aded-budgets 1,2,4,8,16,64]
+        [--dtype float16] [--json]
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--methods", default="sps", help="comma-separated drafting methods (default sps)")
     ap.add_argument("--max-fixed", type=int, default=6, help="fixed gammas 1..N beside auto (default 6)")
+    ap.add_argument("--aded-budgets", default="1,2,4,8,16,64",
+                    help="ADED's fixed node budgets beside auto (default 1,2,4,8,16,64)")
     ap.add_argument("--dtype", default="float16", help="weight storage on the CPU (default float16)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = ap.parse_args(argv)
@@ -79,13 +85,23 @@ def main(argv: list[str] | None = None) -> int:
     capacity = max(len(p) for p in prompts) + n + 64
     settings: list[tuple[str, dict[str, Any]]] = [("ar", dict(method="ar"))]
     for method in args.methods.split(","):
+        if method == "aded":
+            budgets = [int(b) for b in args.aded_budgets.split(",")]
+            settings += [(f"aded n{b}", dict(method="aded", max_nodes=b)) for b in budgets]
+            settings.append(("aded auto", dict(method="aded", max_nodes="auto")))
+            continue
         settings += [(f"{method} g{g}", dict(method=method, gamma=g)) for g in range(1, args.max_fixed + 1)]
         settings.append((f"{method} auto", dict(method=method, gamma="auto")))
     decoders = {}
     t_setup = time.perf_counter()
     for name, kw in settings:  # gamma auto measures its cost table here (once per model)
-        decoders[name] = mtad_ext.Decoder(target, None if kw["method"] == "ar" else draft, capacity=capacity,
-                                          **kw, **GREEDY)
+        kw = dict(kw)
+        nodes = kw.pop("max_nodes", None)
+        dec = mtad_ext.Decoder(target, draft if kw["method"] in mtad_ext.DRAFT_METHODS else None,
+                               capacity=capacity, **kw, **GREEDY)  # fmt: skip
+        if nodes is not None:
+            dec.aded_params = mtad_ext.AdedParams(max_nodes=nodes)
+        decoders[name] = dec
     setup_s = time.perf_counter() - t_setup
     for dec in decoders.values():  # warm-up
         decode(dec, prompts[0], 8)
@@ -109,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                             "tokens_per_forward": tot[name][1] / max(tot[name][2], 1)} for name in rate},
     }  # fmt: skip
     for method in args.methods.split(","):
-        fixed = {name: rate[name] for name in rate if name.startswith(f"{method} g")}
+        fixed = {name: rate[name] for name in rate if name.startswith((f"{method} g", f"{method} n"))}
         best = max(fixed, key=fixed.get)
         result[method] = {"best_fixed": best, "auto_vs_best": rate[f"{method} auto"] / fixed[best],
                           "auto_vs_ar": rate[f"{method} auto"] / rate["ar"]}
