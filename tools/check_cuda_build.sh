@@ -51,8 +51,11 @@ cp mtad_ext/*.py "$out/mtad_ext/"
 built=$(date +%s)
 
 # Every CUDA source went in, and the module imports without a GPU.
-nm -C "$out"/mtad_ext/_C*.so | grep -q "mtad::ops::cuda::" ||
-  { echo "check_cuda_build: the module holds no CUDA launchers" >&2; exit 1; }
+launchers=$(nm -C "$out"/mtad_ext/_C*.so | grep -c "mtad::cuda::" || true)
+if ((launchers == 0)); then
+  echo "check_cuda_build: the module holds no CUDA kernels (mtad::cuda::)" >&2
+  exit 1
+fi
 PYTHONPATH="$out" "$py" - <<'EOF'
 import torch
 import mtad_ext
