@@ -68,6 +68,28 @@ function(mtad_require_cuda)
   if(reason)
     message(FATAL_ERROR "mtad: ${reason}")
   endif()
+  # nvcc may be a wrapper script (/usr/local/bin/nvcc -> exec /usr/local/cuda-13.0/bin/nvcc):
+  # the toolkit is where nvcc itself says it is (TOP), which torch's CUDA lookup needs too.
+  execute_process(COMMAND "${nvcc}" --dryrun -x cu -c /dev/null -o /dev/null
+                  OUTPUT_VARIABLE dry ERROR_VARIABLE dry_err)
+  if("${dry}${dry_err}" MATCHES "TOP=([^\n]*)")
+    get_filename_component(root "${CMAKE_MATCH_1}" REALPATH)
+    if(EXISTS "${root}/bin/nvcc")
+      set(nvcc "${root}/bin/nvcc")
+      set(CUDAToolkit_ROOT "${root}" CACHE PATH "CUDA toolkit" FORCE)
+      set(CUDA_TOOLKIT_ROOT_DIR "${root}" CACHE PATH "CUDA toolkit" FORCE)
+    endif()
+  endif()
+  # Torch links nvrtc; a pip CUDA torch carries it in site-packages/nvidia/cu<major>/lib as
+  # libnvrtc.so.<major> only, where a toolkit without it (a compiler-only install) is not.
+  if(NOT CUDA_nvrtc_LIBRARY)
+    string(REGEX MATCH "^[0-9]+" major "${nvcc_version}")
+    set(hints "${root}/lib64" "${root}/lib")
+    foreach(p IN LISTS CMAKE_PREFIX_PATH)
+      list(APPEND hints "${p}/../../../nvidia/cu${major}/lib" "${p}/../../../nvidia/cuda_nvrtc/lib")
+    endforeach()
+    find_library(CUDA_nvrtc_LIBRARY NAMES nvrtc libnvrtc.so.${major} HINTS ${hints})
+  endif()
   message(STATUS "mtad: CUDA build with ${nvcc} (CUDA ${nvcc_version}), PyTorch CUDA ${torch_cuda}")
   set(CMAKE_CUDA_COMPILER "${nvcc}" CACHE FILEPATH "CUDA compiler" FORCE)
 endfunction()

@@ -51,7 +51,12 @@ echo "| step | result | time | command |" >"$REPORT_DIR/steps.md"
 echo "| --- | --- | --- | --- |" >>"$REPORT_DIR/steps.md"
 
 # 1. Build with CUDA, from a clean build folder of its own; the module goes into the checkout
-# (an editable install into $PY's environment), so the tests below import it.
+# (an editable install into $PY's environment), so the tests below import it. What the build
+# and the tests need is installed first where missing (best effort: the machine may be offline).
+if ! "$PY" -c "import cmake, ninja, nlohmann_json, pytest, numpy, safetensors, transformers" 2>/dev/null; then
+  "$PY" -m pip install -q "cmake>=3.22" ninja "nlohmann-json>=3.11" "setuptools>=77" wheel pytest numpy \
+    safetensors transformers tokenizers >"$REPORT_DIR/deps.log" 2>&1 || echo "gpu_check: note: dependencies not installed (deps.log)"
+fi
 if [ "${GPU_CHECK_SKIP_BUILD:-0}" != 1 ]; then
   rm -rf "$ROOT/build/gpu-check"
   export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1

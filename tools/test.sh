@@ -2,7 +2,8 @@
 # Installs mtad with its test dependencies on a fresh machine, then runs the checks:
 # ruff, the nvcc compile-only check of every CUDA source and the CUDA build of the whole
 # extension (when nvcc is present: tools/check_cuda_build.sh), and the pytest suite.
-# Downloads and builds are cached outside the repository (~/.cache/pip, ~/.cache/ccache, $MTAD_CACHE or ~/.cache/mtad for the default model).
+# Downloads and builds are cached outside the repository (~/.cache/pip, ~/.cache/ccache,
+# ~/.cache/mtad-ci for the CUDA torch, $MTAD_CACHE or ~/.cache/mtad for the default model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -25,8 +25,8 @@ at::Tensor DraftModel::forward(const DraftTree::Inputs& in) {
   return model_.forward(cache_, in.ids, in.positions, in.mask, at::Tensor());
 }
 
-at::Tensor DraftModel::forward_sampled(const at::Tensor& ids) {
-  return model_.forward_sampled(cache_, ids, at::Tensor(), at::Tensor(), at::Tensor());
+at::Tensor DraftModel::forward_sampled(const at::Tensor& ids, const at::Tensor& positions, const at::Tensor& mask) {
+  return model_.forward_sampled(cache_, ids, positions, mask, at::Tensor());
 }
 
 void DraftModel::accept(const DraftTree& tree, const std::vector<int64_t>& path) {

@@ -23,8 +23,10 @@ class DraftModel {
   at::Tensor catch_up(const std::vector<int64_t>& tokens);
   // Feeds rows of the draft tree (node i goes to slot base + i, base = the committed count).
   at::Tensor forward(const DraftTree::Inputs& in);
-  // Feeds tokens the draft sampled on its device, after the cache (Model::forward_sampled).
-  at::Tensor forward_sampled(const at::Tensor& ids);
+  // Feeds tokens the draft sampled on its device, after the cache (Model::forward_sampled);
+  // a tree's rows give their positions and their device mask over the tree's nodes.
+  at::Tensor forward_sampled(const at::Tensor& ids, const at::Tensor& positions = {},
+                             const at::Tensor& mask = {});
   // The target accepted `path` of `tree`: keeps the accepted nodes the draft fed itself.
   void accept(const DraftTree& tree, const std::vector<int64_t>& path);
 

@@ -137,12 +137,21 @@ at::Tensor Model::forward_impl(KVCache& cache, const at::Tensor& tokens_in, cons
         std::to_string(c.max_position_embeddings) + ")");
   }
 
-  at::Tensor mask_cpu;
+  at::Tensor mask_cpu, mask_device;
   int64_t M = T;
   if (tree_mask_in.defined()) {
     if (tree_mask_in.dim() != 2 || tree_mask_in.size(0) != T || tree_mask_in.size(1) < T ||
         tree_mask_in.size(1) > cache.length + T)
       bad("tree_mask must be [T, M] with T = " + std::to_string(T) + " and T <= M <= cache.length + T");
+  }
+  if (tree_mask_in.defined() && sampled && !tree_mask_in.is_cpu()) {
+    // A sampled tree's mask, made on the device by the decoder (each row its node's ancestors
+    // and itself): used as it is, not read back.
+    if (tree_mask_in.device() != device_ || tree_mask_in.scalar_type() != at::kBool)
+      bad("a sampled tree's mask must be bool on " + device_.str());
+    mask_device = tree_mask_in.contiguous();
+    M = mask_device.size(1);
+  } else if (tree_mask_in.defined()) {
     mask_cpu = tree_mask_in.scalar_type() == at::kBool ? on_cpu(tree_mask_in)
                                                         : on_cpu(tree_mask_in).to(at::kBool).contiguous();
     M = mask_cpu.size(1);
@@ -169,7 +178,7 @@ at::Tensor Model::forward_impl(KVCache& cache, const at::Tensor& tokens_in, cons
       positions_cpu.defined()
           ? positions_cpu.to(device_)
           : at::arange(cache.length, cache.length + T, at::TensorOptions().dtype(at::kLong).device(device_));
-  at::Tensor mask = mask_cpu.defined() ? mask_cpu.to(device_) : at::Tensor();
+  at::Tensor mask = mask_device.defined() ? mask_device : mask_cpu.defined() ? mask_cpu.to(device_) : at::Tensor();
   const at::Tensor ids = device_tokens ? tokens_in.clamp(0, c.vocab_size - 1) : tokens_cpu.to(device_);
   at::Tensor h = hidden_states(cache, ids, positions, mask);
   cache.length += T;

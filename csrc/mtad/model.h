@@ -55,7 +55,8 @@ class Model {
   // forward() for token ids that mtad's samplers made on the model's device (the decoders'
   // drafts): they are not read back to the host to be checked (no synchronisation), only
   // clamped into the vocabulary on the device (a sampler marks a row without mass -1; the
-  // acceptance rule reports that). On the CPU the same checks as forward().
+  // acceptance rule reports that); a bool tree_mask on the device (the decoder's, built
+  // there from the beams' parents) is used unread too. On the CPU the same checks as forward().
   at::Tensor forward_sampled(KVCache& cache, const at::Tensor& tokens, const at::Tensor& positions,
                              const at::Tensor& tree_mask, const at::Tensor& logit_rows);
 

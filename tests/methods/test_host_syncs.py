@@ -16,9 +16,9 @@ HOST_READS = {
     "ar": lambda gamma: 1,  # the sampled token
     "aded": lambda gamma: 1,  # tree_accept / tree_sample: path and next token in one copy
     "sps": lambda gamma: 1,  # sps_accept's result and the drafted tokens in one copy
-    # each depth: beam_step's live count and the beams; verify's header, path and bonus
-    "mtad": lambda gamma: 2 * gamma + 1,
-    "mtad-tree": lambda gamma: 2 * gamma + 1,
+    # each depth: beam_step's live count; the beam tree once; verify's header, path and bonus
+    "mtad": lambda gamma: gamma + 2,
+    "mtad-tree": lambda gamma: gamma + 2,
 }
 
 
