@@ -122,10 +122,26 @@ def load_prompts(args: argparse.Namespace, model_dir: Path) -> dict[str, list[tu
             items = [p for p in prompts.human_eval() if p.name.startswith("human-eval-chat/") and keep(p)]
         else:
             # The same sets, and so the same held-out split, as python -m mtad.distill made.
+            warn_uncached_self_prompts(args)
             sets = prompt_sets.prompt_sets(model_dir, 0, args.self_prompts, args.more_self_prompts, args.self_seed)
             items = [p for s in sets for p in s.prompts if p.name.startswith("self/") and keep(p)]
         out[name] = [(p.name, p.text) for p in items[: args.prompts]]
     return out
+
+
+def warn_uncached_self_prompts(args: argparse.Namespace) -> None:
+    """The self-written requests come from a cache that python -m mtad.distill fills; without it
+    the target writes them all first (tens of thousands of tries: hours on a CPU). Say so."""
+    from mtad.distill.prompts import cache_dir
+
+    tries = [(args.self_prompts, args.self_seed)] + [(n, args.self_seed + i)
+                                                      for i, n in enumerate(args.more_self_prompts, start=1)]
+    missing = [(n, seed) for n, seed in tries if n > 0 and not
+               (cache_dir() / "distill" / f"self-prompts-{n}-{seed}.json").is_file()]  # fmt: skip
+    if missing:
+        log(f"note: {len(missing)} self-written request sets are not cached under {cache_dir() / 'distill'}: "
+            f"the target writes them first ({sum(n for n, _ in missing)} tries, about 0.5 s each on a CPU); "
+            "--sets mt-bench,humaneval leaves them out")  # fmt: skip
 
 
 # ---- one sample -----------------------------------------------------------------------------

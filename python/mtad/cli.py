@@ -147,7 +147,8 @@ def _add_decoding_options(p: argparse.ArgumentParser, max_new_tokens: int) -> No
     )  # fmt: skip
     d.add_argument(
         "--draft-temperature", type=float, default=None, metavar="T",
-        help="draft sampling temperature; 0 makes MTAD's beam search greedy (default: --temperature)",
+        help="draft sampling temperature; 0 makes MTAD's draft a beam search on the draft's joint "
+        "log-probabilities (plain softmax, top-k / top-p ignored) (default: --temperature)",
     )  # fmt: skip
     d.add_argument(
         "--draft-top-k", type=int, default=None, metavar="K",

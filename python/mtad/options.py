@@ -45,7 +45,8 @@ class GenerateOptions:
     acceptance so far; 0 is a plain AR step); width: MTAD beam width; tau: MTAD acceptance
     threshold in (0, 1];
     draft_temperature / draft_top_k / draft_top_p: the draft's sampling (None: the
-    target's); with_replacement: MTAD beam sampling with replacement.
+    target's; draft_temperature 0: MTAD's draft is a width-W beam search on the draft's
+    plain softmax, its top_k / top_p unused); with_replacement: MTAD beam sampling with replacement.
     table (aded): a tri-gram table file or mtad_ext.TrigramTable that becomes the
     Generator's table from this request on (a file is loaded once; later requests naming
     it reuse the adapted instance); None: the Generator's table. aded: AdedOptions (or a

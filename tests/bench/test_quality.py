@@ -21,6 +21,7 @@ from quality_score import estimate  # noqa: E402
 
 PROMPTS = ["the world is", "is it good"]
 SWEEP = "4/4/0.5,2/2/0.3"
+GREEDY_DRAFT_SWEEP = "2/2/0.5"
 
 
 def has_matplotlib() -> bool:
@@ -37,8 +38,8 @@ def run(tiny_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     prompt_file = out / "prompts.json"
     prompt_file.write_text(json.dumps(PROMPTS), encoding="utf-8")
     argv = ["--model", str(tiny_dirs["target"]), "--draft", str(tiny_dirs["draft"]), "--prompt-file",
-            str(prompt_file), "--seeds", "2", "--max-new-tokens", "8", "--mtad-sweep", SWEEP, "--humaneval", "0",
-            "--out", str(out / "run")]  # fmt: skip
+            str(prompt_file), "--seeds", "2", "--max-new-tokens", "8", "--mtad-sweep", SWEEP,
+            "--greedy-draft-sweep", GREEDY_DRAFT_SWEEP, "--humaneval", "0", "--out", str(out / "run")]  # fmt: skip
     if not has_matplotlib():
         argv.append("--no-plot")
     assert quality.main(argv) == 0
@@ -48,15 +49,18 @@ def run(tiny_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
 def test_a_record_per_prompt_method_setting_and_seed(run: tuple[dict[str, Any], Path]) -> None:
     report, _ = run
     records = report["records"]
-    labels = ["ar", "sps g4", "mtad g4 w4 tau0.5", "mtad g2 w2 tau0.3", "mtad-tree g4 w4 tau0.5", "aded"]
+    labels = ["ar", "sps g4", "mtad g4 w4 tau0.5", "mtad g2 w2 tau0.3", "mtad g2 w2 tau0.5 greedy-draft",
+              "mtad-tree g4 w4 tau0.5", "aded"]
     for prompt in ("file/0", "file/1"):
         mine = [r for r in records if r["prompt"] == prompt]
         assert sorted((r["setting"], r["label"], r["seed"]) for r in mine if r["label"] != "greedy") == sorted(
             (s, m, seed) for s in ("paper", "t1") for m in labels for seed in (0, 1)
         )
         assert [r["setting"] for r in mine if r["label"] == "greedy"] == ["greedy"]
+    assert report["complete"] is True
     assert report["lossless"] == {"ar": True, "sps g4": True, "mtad g4 w4 tau0.5": False,
-                                  "mtad g2 w2 tau0.3": False, "mtad-tree g4 w4 tau0.5": False, "aded": True}
+                                  "mtad g2 w2 tau0.3": False, "mtad g2 w2 tau0.5 greedy-draft": False,
+                                  "mtad-tree g4 w4 tau0.5": False, "aded": True}
     for r in records:
         assert r["new_tokens"] == len(r["token_ids"]) > 0
         if r["method"] == "ar":
@@ -129,6 +133,20 @@ def test_summary_means_standard_errors_and_paired_differences(run: tuple[dict[st
     assert lo == pytest.approx(2 - 1.96 / math.sqrt(3)) and hi == pytest.approx(2 + 1.96 / math.sqrt(3))
     if has_matplotlib():
         assert (folder / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_greedy_draft_records_and_summarize(run: tuple[dict[str, Any], Path],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    report, folder = run
+    greedy_draft = [r for r in report["records"] if r["label"].endswith("greedy-draft")]
+    assert greedy_draft and all(r["params"]["draft_temperature"] == 0.0 for r in greedy_draft)
+    # --summarize prints the same tables from the written file, without generating.
+    capsys.readouterr()
+    assert quality.main(["--summarize", str(folder / "quality.json"), "--no-plot"]) == 0
+    printed = capsys.readouterr().out
+    assert "| all | paper | mtad g2 w2 tau0.5 greedy-draft | 2 |" in printed
+    quality.print_tables(report["summary"], None)
+    assert capsys.readouterr().out.strip() == printed.strip()
 
 
 def test_pass_at_1_of_a_correct_and_a_wrong_completion() -> None:
