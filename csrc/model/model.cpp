@@ -2,7 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <utility>
@@ -60,6 +63,19 @@ KVCache Model::new_cache(int64_t capacity) const {
   if (capacity > std::numeric_limits<int64_t>::max() / per_token)
     throw InputError("new_cache: capacity " + std::to_string(capacity) + " is too large (" +
                      std::to_string(per_token) + " bytes per token)");
+  // On the CPU a cache larger than the machine's memory is refused by name: zeroing it would
+  // wake the OOM killer rather than fail an allocation (Linux overcommits).
+  if (device_.is_cpu()) {
+    const double bytes = double(capacity) * double(per_token);  // k and v
+    const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+    if (ram > 0 && bytes > ram) {
+      char msg[160];
+      std::snprintf(msg, sizeof msg, "new_cache: a cache of %lld tokens needs %.1f GiB, more than this machine's "
+                    "memory (%.1f GiB)", static_cast<long long>(capacity), bytes / double(1 << 30),
+                    ram / double(1 << 30));
+      throw InputError(msg);
+    }
+  }
   KVCache cache;
   try {
     cache.k = at::zeros({c.num_layers, capacity, c.num_kv_heads, c.head_dim}, opts);

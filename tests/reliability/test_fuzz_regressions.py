@@ -3,6 +3,8 @@ refused with a named error that says what is wrong."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from tiny_models import save_tiny
 
@@ -19,11 +21,23 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> mtad_ext.Model:
 def test_huge_capacity_is_refused_by_name(model: mtad_ext.Model, capacity: int) -> None:
     """decoder_fuzz: the cache size overflowed inside torch ("Storage size calculation
     overflowed"), or capacity + headroom overflowed int64 (undefined behaviour)."""
-    named = r"capacity \d+ is too large|cannot allocate a cache of \d+ tokens"
+    named = r"capacity \d+ is too large|cannot allocate a cache of \d+ tokens|a cache of \d+ tokens needs"
     with pytest.raises(InputError, match=named):
         Decoder(model, None, method="ar", capacity=capacity)
     with pytest.raises(InputError, match=named):
         model.new_cache(capacity)
+
+
+def test_cache_beyond_memory_is_refused_by_name(model: mtad_ext.Model) -> None:
+    """decoder_fuzz: capacity 28,159,405 on the tiny model zeroed a 14 GB cache (its pages
+    all touched); a cache larger than the machine's memory would meet the OOM killer, not an
+    error. One past the memory is refused, naming both sizes."""
+    ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGESIZE")
+    per_token = model.new_cache(1).k.element_size() * 2 * model.new_cache(1).k[:, 0].numel()
+    capacity = ram // per_token + 1
+    with pytest.raises(InputError, match=rf"a cache of {capacity} tokens needs [\d.]+ GiB, more than this "
+                                         r"machine's memory \([\d.]+ GiB\)"):  # fmt: skip
+        Decoder(model, None, method="ar", capacity=capacity)
 
 
 @pytest.mark.parametrize(("method", "gamma", "width"), [("sps", 2**63 - 1, 4), ("mtad", 2**40, 2**40),
