@@ -11,9 +11,11 @@ namespace {
 
 // Weight of the past per observation of a rank: its estimate follows the last ~10 steps.
 constexpr double kDecay = 0.9;
-// Start: every rank accepted with probability 0.3, with the weight of half a step, so that
-// the first steps draft the full budget and one step's evidence outweighs the guess.
-constexpr double kPriorTries = 0.5, kPriorHits = 0.15;
+// Start: rank i accepted with probability 0.5 / (1 + i) (a trie's later nodes are ever less
+// likely), with the weight of half a step, so that one step's evidence outweighs the guess.
+// Where extra rows cost little (a GPU) the first step drafts the full budget; on a CPU a few
+// nodes, growing by probes, rather than a 64-node pass at every sequence's start.
+constexpr double kPriorTries = 0.5, kPriorAcceptance = 0.5;
 
 }  // namespace
 
@@ -21,13 +23,16 @@ TreeBudget::TreeBudget(std::vector<double> verify_seconds, int64_t max_nodes)
     : verify_(std::move(verify_seconds)) {
   if (max_nodes < 1 || static_cast<int64_t>(verify_.size()) < max_nodes + 1)
     throw InputError("the automatic node budget needs a cost for 0.." + std::to_string(max_nodes) + " nodes");
-  hits_.assign(static_cast<size_t>(max_nodes), kPriorHits);
-  tries_.assign(static_cast<size_t>(max_nodes), kPriorTries);
+  hits_.resize(static_cast<size_t>(max_nodes));
+  tries_.resize(static_cast<size_t>(max_nodes));
+  reset();
 }
 
 void TreeBudget::reset() {
-  std::fill(hits_.begin(), hits_.end(), kPriorHits);
-  std::fill(tries_.begin(), tries_.end(), kPriorTries);
+  for (size_t i = 0; i < hits_.size(); ++i) {
+    tries_[i] = kPriorTries;
+    hits_[i] = kPriorTries * kPriorAcceptance / double(i + 1);
+  }
   probes_.reset();
   probe_budget_ = probe_extra_ = best_before_ = 0;
 }

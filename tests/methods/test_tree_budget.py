@@ -12,7 +12,12 @@ from mtad_ext import AdedParams, InputError, TreeBudget, TrigramTable
 
 # A CPU-shaped cost table for 0..16 rows: each extra row costs 8 % of a one-row pass.
 VERIFY = [0.010 * (1 + 0.08 * r) for r in range(17)]
-DECAY, PRIOR_HITS, PRIOR_TRIES = 0.9, 0.15, 0.5
+DECAY, PRIOR_TRIES = 0.9, 0.5
+
+
+def prior_hits(n: int) -> list[float]:
+    """The starting guess: rank i accepted with probability 0.5 / (1 + i), weight half a step."""
+    return [PRIOR_TRIES * 0.5 / (1 + i) for i in range(n)]
 
 
 def reference_rate(p: list[float], budget: int, extra: int) -> float:
@@ -22,7 +27,7 @@ def reference_rate(p: list[float], budget: int, extra: int) -> float:
 
 def test_rate_is_its_definition_after_observations() -> None:
     c = TreeBudget(VERIFY, 12)
-    hits, tries = [PRIOR_HITS] * 12, [PRIOR_TRIES] * 12
+    hits, tries = prior_hits(12), [PRIOR_TRIES] * 12
     steps = [(12, [True, True, False, True] + [False] * 8), (4, [True, False, False, False]),
              (8, [True, True, True]), (0, [])]  # fmt: skip
     for budget, accepted in steps:
@@ -56,9 +61,14 @@ def test_choice_maximises_the_rate() -> None:
             assert c2.next(extra) == best, (accepted_ranks, extra, rates)
 
 
-def test_starts_with_the_full_budget() -> None:
-    """The prior lets the first steps verify the whole trie, so every rank gets measured."""
-    assert TreeBudget(VERIFY, 12).next() == 12
+def test_starts_from_the_prior() -> None:
+    """The first choice maximises the starting guess's rate: a few nodes where each row costs
+    (a CPU), the whole budget where rows are nearly free (a GPU)."""
+    p = [h / PRIOR_TRIES for h in prior_hits(12)]
+    best = max(range(13), key=lambda b: reference_rate(p, b, 0))
+    assert 0 < best < 12
+    assert TreeBudget(VERIFY, 12).next() == best
+    assert TreeBudget([0.01] * 17, 12).next() == 12
 
 
 def test_no_acceptance_falls_back_to_ar_and_probes_less_and_less() -> None:
@@ -91,8 +101,8 @@ def test_reset_forgets_the_sequence() -> None:
     c = TreeBudget(VERIFY, 12)
     settle(c, 12, [False] * 12)
     c.reset()
-    assert c.acceptance(5) == pytest.approx(PRIOR_HITS / PRIOR_TRIES)
-    assert c.next() == 12
+    assert c.acceptance(5) == pytest.approx(prior_hits(12)[5] / PRIOR_TRIES)
+    assert c.next() == TreeBudget(VERIFY, 12).next()
 
 
 def test_bad_use_raises() -> None:
