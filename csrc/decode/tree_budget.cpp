@@ -48,10 +48,15 @@ double TreeBudget::rate(int64_t budget, int64_t extra) const {
 }
 
 int64_t TreeBudget::best(int64_t extra) const {
+  // rate(n, extra), its expected tokens summed as n grows (this runs every step).
+  const int64_t last_row = static_cast<int64_t>(verify_.size()) - 1;
   int64_t best = 0;
-  double best_rate = rate(0, extra);  // no trie nodes: the extra rows alone (none: an AR step)
-  for (int64_t n = 1; n <= max_nodes(); ++n)
-    if (const double r = rate(n, extra); r > best_rate) best = n, best_rate = r;
+  double expected = 1.0;
+  double best_rate = expected / verify_[std::min(extra, last_row)];  // the extra rows alone (none: AR)
+  for (int64_t n = 1; n <= max_nodes(); ++n) {
+    expected += acceptance(n - 1);
+    if (const double r = expected / verify_[std::min(n + extra, last_row)]; r > best_rate) best = n, best_rate = r;
+  }
   return best;
 }
 

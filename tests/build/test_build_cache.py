@@ -4,21 +4,10 @@ same build folder, in either order."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def setup_py():
-    spec = importlib.util.spec_from_file_location("mtad_setup", ROOT / "setup.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # not __main__: defines the helpers, runs no build
-    return module
 
 
 def _cache(folder: Path, **entries: str) -> Path:

@@ -5,7 +5,6 @@ checks run on faked inputs; nothing is built."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -26,14 +25,6 @@ REFUSALS = {
     "newer torch cuda": ((NVCC, "12.6", "13.0"), "is CUDA 12.6 and PyTorch was built with CUDA 13.0"),
     "unreadable nvcc": ((NVCC, None, "13.0"), "could not be read"),
 }
-
-
-@pytest.fixture(scope="module")
-def setup_py():
-    spec = importlib.util.spec_from_file_location("mtad_setup_cuda", ROOT / "setup.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # not __main__: defines the helpers, runs no build
-    return module
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
