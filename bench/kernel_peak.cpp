@@ -3,8 +3,8 @@
 //
 //   kernel_peak [--threads N] [--seconds S] [--tokens 1,2,4,8,16,32] [--dtypes f32,f16,bf16]
 //
-// Peak: a loop of independent FMA chains (12 accumulators in registers), on one thread and
-// on N. Bandwidth: N threads summing a 512 MB array. Then, on SmolLM2-135M's shapes
+// Peak: a loop of independent FMA chains (12 accumulators in registers, as wide as the
+// kernels' panels: 8 lanes, or 16 in a build for AVX-512), on one thread and on N. Bandwidth: N threads summing a 512 MB array. Then, on SmolLM2-135M's shapes
 // (hidden 576, 9 heads / 3 kv heads of 64, FFN 1536, vocab 49152, 30 layers), for each
 // weight dtype and T tokens, the kernels the CPU forward runs (q/k/v with RoPE, o + residual,
 // gate/up + SiLU, down + residual, the logits) on N threads splitting output rows as the
@@ -81,6 +81,30 @@ __attribute__((target("avx2,fma"))) double fma_rate(int64_t iters) {
   return static_cast<double>(iters) * kChains * 8 / s;
 }
 
+// The same with 16-wide chains, for kernels built for AVX-512 (16-row panels).
+__attribute__((target("avx512f"))) double fma_rate16(int64_t iters) {
+  constexpr int kChains = 12;
+  __m512 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm512_set1_ps(0.5f + 0.01f * j);
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.001f);
+  const double t = cpu_now();
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+  }
+  const double s = cpu_now() - t;
+  __m512 sum = acc[0];
+  for (int j = 1; j < kChains; ++j) sum = _mm512_add_ps(sum, acc[j]);
+  volatile float sink = _mm512_reduce_add_ps(sum);
+  (void)sink;
+  return static_cast<double>(iters) * kChains * 16 / s;
+}
+
+// The FMA loop as wide as the kernels' panels.
+double fma_rate_kernels(int64_t iters) {
+  return mtad::ops::cpu::panel_rows() == 16 ? fma_rate16(iters) : fma_rate(iters);
+}
+
 // Bytes per second one thread reads summing [p, p + n) with 8-wide loads.
 __attribute__((target("avx2"))) float sum_floats(const float* p, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
@@ -95,7 +119,7 @@ __attribute__((target("avx2"))) float sum_floats(const float* p, int64_t n) {
   return out[0] + out[7];
 }
 #else
-double fma_rate(int64_t) { return 0.0; }
+double fma_rate_kernels(int64_t) { return 0.0; }
 float sum_floats(const float* p, int64_t n) {
   float s = 0.f;
   for (int64_t i = 0; i < n; ++i) s += p[i];
@@ -112,7 +136,7 @@ double fma_peak(int threads) {
   while (seconds_since(start) < 0.6) {
     std::vector<double> each(threads);
 #pragma omp parallel num_threads(threads)
-    each[omp_get_thread_num()] = fma_rate(iters);
+    each[omp_get_thread_num()] = fma_rate_kernels(iters);
     double total = 0;
     for (double r : each) total += r;
     best = std::max(best, total);
@@ -154,7 +178,7 @@ constexpr int64_t kHidden = 576, kHeads = 9, kKvHeads = 3, kHeadDim = 64, kFfn =
 
 std::pair<at::Tensor, Mat> packed(int64_t rows, int64_t cols, at::ScalarType dt, Packing pk) {
   at::Tensor w = (at::randn({rows, cols}) * 0.02).to(dt).contiguous();
-  at::Tensor out = at::empty({mtad::ops::cpu::panel_count(rows, pk.layout), cols, 8}, w.options());
+  at::Tensor out = at::empty({mtad::ops::cpu::panel_count(rows, pk.layout), cols, mtad::ops::cpu::panel_rows()}, w.options());
   mtad::ops::cpu::pack_panels(w, pk, out);
   return {out, mtad::ops::cpu::mat_of(out, at::Tensor(), rows, pk)};
 }

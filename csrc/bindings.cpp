@@ -527,7 +527,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "dtype: auto, float32, float16 or bfloat16. On a GPU the run dtype (auto: the checkpoint's\n"
       "half type). On the CPU compute is float32 and dtype is the storage of the weight matrices\n"
       "(auto = float32; float16/bfloat16 halve the bytes each decode step reads). mmap: on the CPU, run from the file mapping without copying (default: copy\n"
-      "into huge-page memory in the 8-row panel layout of the CPU kernels, which decodes faster).");
+      "into huge-page memory in the panel layout of the CPU kernels, which decodes faster).");
 
   bind_aded(m);  // after Decoder exists: it extends it
 }

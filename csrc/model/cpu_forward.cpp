@@ -95,7 +95,8 @@ void run_blocks(const CpuStack& s, const CpuStep& st, float* h, float* q, float*
   using namespace ops::cpu;
   const int64_t T = st.T, H = s.hidden, D = s.head_dim, QD = s.heads * D, KD = s.kv_heads * D, F = s.ffn;
   const int64_t n_layers = static_cast<int64_t>(s.blocks.size());
-  constexpr int64_t kAlign = 16;  // output columns per share boundary: whole cache lines
+  // Output columns per share boundary: whole cache lines and whole panels.
+  const int64_t kAlign = std::max<int64_t>(16, ops::cpu::panel_rows());
   int64_t b = 0, e = 0;
   auto part = [&](int64_t n, int64_t align) { split_range(n, tid, nth, align, b, e); };
   float* x = st.x;

@@ -26,8 +26,8 @@ WeightLoader::WeightLoader(const WeightFolder& folder, at::Device device, at::Sc
   size_t total = 0;
   for (const auto& name : folder.names()) {
     const TensorInfo& info = folder.info(name);
-    // Matrices in panels are padded to a multiple of 8 rows.
-    const int64_t pad = info.shape.size() == 2 ? 8 * info.shape[1] : 0;
+    // Matrices in panels are padded to a whole panel.
+    const int64_t pad = info.shape.size() == 2 ? ops::cpu::panel_rows() * info.shape[1] : 0;
     total += static_cast<size_t>(c10::multiply_integers(info.shape) + pad) * c10::elementSize(at::kFloat) + 64;
   }
   arena_ = std::make_unique<WeightArena>(total);
@@ -60,7 +60,7 @@ at::Tensor WeightLoader::take_matrix(const std::string& name, const std::vector<
                                      ops::cpu::Packing packing) {
   if (!arena_) return take_as(name, shape, matrix_dtype_);
   const at::Tensor rows = checked(name, shape).to(matrix_dtype_).contiguous();
-  at::Tensor dst = arena_->alloc({ops::cpu::panel_count(shape[0], packing.layout), shape[1], 8}, matrix_dtype_);
+  at::Tensor dst = arena_->alloc({ops::cpu::panel_count(shape[0], packing.layout), shape[1], ops::cpu::panel_rows()}, matrix_dtype_);
   ops::cpu::pack_panels(rows, packing, dst);
   return dst;
 }

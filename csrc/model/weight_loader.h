@@ -26,7 +26,7 @@ class WeightLoader {
 
   at::Tensor take(const std::string& name, const std::vector<int64_t>& shape) { return take_as(name, shape, dtype_); }
   // A weight matrix [N, K]. Copied into the arena (CPU, not mmap), it is laid out in
-  // panels for the CPU kernels: [panels, K, 8] (ops/linear.h, pack_panels).
+  // panels for the CPU kernels: [panels, K, panel_rows()] (ops/linear.h, pack_panels).
   at::Tensor take_matrix(const std::string& name, const std::vector<int64_t>& shape,
                          ops::cpu::Packing packing = {});
   // Undefined when the folder lacks the tensor.

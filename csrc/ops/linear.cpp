@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "ops/cpu/panels.h"
 #include "ops/dispatch.h"
 
 namespace mtad::ops {
@@ -14,7 +15,7 @@ Mat mat_of(const at::Tensor& w, const at::Tensor& b, int64_t rows, Packing packi
   m.type = w.scalar_type() == at::kFloat ? WType::F32 : w.scalar_type() == at::kHalf ? WType::F16 : WType::BF16;
   m.bias = b.defined() ? b.data_ptr<float>() : nullptr;
   if (w.dim() == 3) {
-    TORCH_CHECK(rows >= 0 && panel_count(rows, packing.layout) == w.size(0) && w.size(2) == 8,
+    TORCH_CHECK(rows >= 0 && panel_count(rows, packing.layout) == w.size(0) && w.size(2) == kPanelRows,
                 "mat_of: a panel tensor [", w.size(0), ", ", w.size(1), ", ", w.size(2), "] does not hold ", rows,
                 " rows");
     m.rows = rows;
@@ -29,8 +30,11 @@ Mat mat_of(const at::Tensor& w, const at::Tensor& b, int64_t rows, Packing packi
   return m;
 }
 
+int64_t panel_rows() { return kPanelRows; }
+
 int64_t panel_count(int64_t rows, Layout layout) {
-  return layout == Layout::kRopePanels ? (rows / 2 + 3) / 4 : (rows + 7) / 8;
+  constexpr int64_t kPairs = kPanelRows / 2;
+  return layout == Layout::kRopePanels ? (rows / 2 + kPairs - 1) / kPairs : (rows + kPanelRows - 1) / kPanelRows;
 }
 
 namespace {
@@ -38,12 +42,13 @@ namespace {
 // Source row of lane `j` of panel `p` (-1: padding).
 int64_t panel_row(int64_t p, int64_t j, int64_t rows, const Packing& k) {
   if (k.layout != Layout::kRopePanels) {
-    const int64_t r = p * 8 + j;
+    const int64_t r = p * kPanelRows + j;
     return r < rows ? r : -1;
   }
-  const int64_t half = k.head_dim / 2, u = p * 4 + j % 4;
+  constexpr int64_t kPairs = kPanelRows / 2;
+  const int64_t half = k.head_dim / 2, u = p * kPairs + j % kPairs;
   if (u >= rows / 2) return -1;
-  return (u / half) * k.head_dim + u % half + (j >= 4 ? half : 0);
+  return (u / half) * k.head_dim + u % half + (j >= kPairs ? half : 0);
 }
 
 template <class E>
@@ -51,10 +56,10 @@ void pack_typed(const E* src, int64_t N, int64_t K, const Packing& k, E* dst, in
   // Panels are independent: threads share them (loading a model is mostly this copy).
   at::parallel_for(0, panels, 16, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p)
-      for (int64_t j = 0; j < 8; ++j) {
+      for (int64_t j = 0; j < kPanelRows; ++j) {
         const int64_t r = panel_row(p, j, N, k);
-        E* out = dst + p * K * 8 + j;
-        for (int64_t c = 0; c < K; ++c) out[c * 8] = r < 0 ? E(0) : src[r * K + c];
+        E* out = dst + p * K * kPanelRows + j;
+        for (int64_t c = 0; c < K; ++c) out[c * kPanelRows] = r < 0 ? E(0) : src[r * K + c];
       }
   });
 }
@@ -69,8 +74,8 @@ void pack_panels(const at::Tensor& w, Packing packing, at::Tensor& out) {
     TORCH_CHECK(packing.head_dim > 0 && packing.head_dim % 2 == 0 && N % packing.head_dim == 0,
                 "pack_panels: ", N, " rows are not whole heads of even size ", packing.head_dim);
   TORCH_CHECK(out.is_contiguous() && out.scalar_type() == w.scalar_type() && out.dim() == 3 && out.size(0) == P &&
-                  out.size(1) == K && out.size(2) == 8,
-              "pack_panels: out must be a contiguous [", P, ", ", K, ", 8] tensor of w's dtype");
+                  out.size(1) == K && out.size(2) == kPanelRows,
+              "pack_panels: out must be a contiguous [", P, ", ", K, ", ", kPanelRows, "] tensor of w's dtype");
   if (w.element_size() == 4)
     pack_typed(static_cast<const uint32_t*>(w.data_ptr()), N, K, packing, static_cast<uint32_t*>(out.data_ptr()), P);
   else

@@ -37,7 +37,7 @@ void gate_up_impl(const float* x, int64_t T, const W* wg, const W* wu, const flo
   }
 }
 
-// The same on 8-row panels; n0 is a multiple of 8.
+// The same on panels (ops/cpu/panels.h); n0 is a multiple of kPanelRows.
 template <class W>
 void gate_up_panels(const float* x, int64_t T, const W* wg, const W* wu, const float* bg, const float* bu, int64_t K,
                     int64_t N, float* out, int64_t n0, int64_t n1) {
@@ -168,7 +168,7 @@ void gather_rows(const Mat& table, const int64_t* ids, int64_t T, float* out) {
   with_weights(table, [&](auto w) {
     const int64_t K = table.cols;
     for (int64_t t = 0; t < T; ++t) {
-      if (table.layout == Layout::kPanels) {  // row r is lane r % 8 of panel r / 8
+      if (table.layout == Layout::kPanels) {  // row r is lane r % kPanelRows of panel r / kPanelRows
         const auto* lane = w + ids[t] / kPanelRows * kPanelRows * K + ids[t] % kPanelRows;
         for (int64_t k = 0; k < K; ++k) out[t * K + k] = widen(lane[k * kPanelRows]);
       } else {

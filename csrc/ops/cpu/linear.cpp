@@ -26,7 +26,7 @@ void matvec_impl(const float* x, int64_t T, const W* w, const float* b, int64_t 
   });
 }
 
-// The same on 8-row panels; n0 is a multiple of 8.
+// The same on panels (ops/cpu/panels.h); n0 is a multiple of kPanelRows.
 template <class W>
 void matvec_panels(const float* x, int64_t T, const W* w, const float* b, int64_t K, Epilogue e, float* y,
                    int64_t ldy, const float* base, int64_t ldbase, int64_t n0, int64_t n1) {
@@ -59,7 +59,7 @@ void matvec_rows(const float* x, int64_t T, const Mat& m, Epilogue e, float* y, 
 
 void matvec(const float* x, int64_t T, const Mat& m, Epilogue e, float* y, int64_t ldy, const float* base,
             int64_t ldbase) {
-  // Chunks of whole panels (8 rows), which every layout accepts.
+  // Chunks of whole panels, which every layout accepts.
   const int64_t units = (m.rows + kPanelRows - 1) / kPanelRows;
   at::parallel_for(0, units, std::max<int64_t>(2, grain_for(kPanelRows * m.cols * T)), [&](int64_t begin, int64_t end) {
     matvec_rows(x, T, m, e, y, ldy, base, ldbase, begin * kPanelRows, std::min(m.rows, end * kPanelRows));

@@ -25,6 +25,23 @@ inline __m256 load8(const c10::BFloat16* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 #endif
+
+// One panel column, kPanelRows weights widened to float32 (ops/cpu/simd.h's VecF).
+#if defined(MTAD_AVX512)
+inline VecF loadv(const float* p) { return _mm512_loadu_ps(p); }
+inline VecF loadv(const c10::Half* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline VecF loadv(const c10::BFloat16* p) {
+  const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+#elif defined(MTAD_AVX2)
+template <class W>
+inline VecF loadv(const W* p) {
+  return load8(p);
+}
+#endif
 inline float widen(float v) { return v; }
 inline float widen(c10::Half v) { return static_cast<float>(v); }
 inline float widen(c10::BFloat16 v) { return static_cast<float>(v); }

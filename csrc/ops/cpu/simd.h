@@ -8,6 +8,11 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define MTAD_AVX2 1
+#if defined(__AVX512F__)
+// The panel kernels use 16-lane registers (twice the FMA work per instruction, and 32
+// registers for larger tiles); everything else stays on the AVX2 code.
+#define MTAD_AVX512 1
+#endif
 #endif
 
 namespace mtad::ops::cpu {
@@ -28,6 +33,25 @@ inline int64_t grain_for(int64_t work_per_item) {
   const int64_t min_work = min_parallel_work().load(std::memory_order_relaxed);
   return work_per_item <= 0 ? 1 : std::max<int64_t>(1, min_work / work_per_item);
 }
+
+// The panel kernels' vector: one panel column of float32 lanes (ops/cpu/panels.h).
+#if defined(MTAD_AVX512)
+using VecF = __m512;
+constexpr int kVecLanes = 16;
+inline VecF vzero() { return _mm512_setzero_ps(); }
+inline VecF vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
+inline VecF vfmadd(VecF a, VecF b, VecF c) { return _mm512_fmadd_ps(a, b, c); }
+inline void vstore(float* p, VecF v) { _mm512_storeu_ps(p, v); }
+#elif defined(MTAD_AVX2)
+using VecF = __m256;
+constexpr int kVecLanes = 8;
+inline VecF vzero() { return _mm256_setzero_ps(); }
+inline VecF vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
+inline VecF vfmadd(VecF a, VecF b, VecF c) { return _mm256_fmadd_ps(a, b, c); }
+inline void vstore(float* p, VecF v) { _mm256_storeu_ps(p, v); }
+#else
+constexpr int kVecLanes = 8;
+#endif
 
 #ifdef MTAD_AVX2
 inline float hsum(__m256 v) {

@@ -12,7 +12,7 @@ namespace mtad::ops::cpu {
 enum class WType : uint8_t { F32, F16, BF16 };
 
 // How a CPU weight matrix is laid out: row-major [rows, cols] (as in the file), or in
-// panels of 8 rows (ops/cpu/panels.h), plain or with RoPE's rotated row pairs together.
+// panels of panel_rows() rows (ops/cpu/panels.h), plain or with RoPE's rotated row pairs together.
 enum class Layout : uint8_t { kRows, kPanels, kRopePanels };
 struct Packing {
   Layout layout = Layout::kPanels;
@@ -28,6 +28,10 @@ struct Mat {
   Layout layout = Layout::kRows;
   int64_t head_dim = 0;
 };
+// Rows per panel in this build: 8 (AVX2) or 16 (AVX-512), ops/cpu/panels.h. A function, so
+// that code compiled for another instruction set (the module, the benchmarks) asks the
+// kernels' build.
+int64_t panel_rows();
 // Panels a matrix of `rows` rows takes in `layout` (the last one zero-padded).
 int64_t panel_count(int64_t rows, Layout layout);
 
