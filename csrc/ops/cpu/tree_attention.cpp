@@ -22,6 +22,70 @@ MaskRows mask_rows(const bool* mask, int64_t T, int64_t M) {
   return r;
 }
 
+namespace {
+
+// p[i] = exp(p[i] - mx) in place; returns their sum.
+float exp_shifted(float* p, int64_t n, float mx) {
+  int64_t i = 0;
+  float sum = 0.f;
+#ifdef MTAD_AVX2
+  const __m256 m = _mm256_set1_ps(mx);
+  __m256 acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + i), m));
+    _mm256_storeu_ps(p + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  sum = hsum(acc);
+#endif
+  for (; i < n; ++i) {
+    p[i] = std::exp(p[i] - mx);
+    sum += p[i];
+  }
+  return sum;
+}
+
+// out[j * D + d] = sum_i w[j * n + i] * row(i)[d] for heads j < nh (out zeroed by the caller
+// when there is no AVX2; overwritten otherwise).
+template <class Row>
+void weighted_rows(const float* w, int64_t n, int64_t nh, Row&& row, int64_t D, float* out) {
+  int64_t d0 = 0;
+#ifdef MTAD_AVX2
+  // 16 value columns (2 registers) x up to 4 heads: 8 sums in registers, one load of each
+  // value register per key serving every head.
+  constexpr int kHeads = 4;
+  for (; d0 + 16 <= D; d0 += 16) {
+    for (int64_t j0 = 0; j0 < nh; j0 += kHeads) {
+      const int64_t jn = std::min<int64_t>(kHeads, nh - j0);
+      __m256 acc[kHeads][2];
+      for (int j = 0; j < kHeads; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+      for (int64_t i = 0; i < n; ++i) {
+        const float* r = row(i) + d0;
+        const __m256 v0 = _mm256_loadu_ps(r), v1 = _mm256_loadu_ps(r + 8);
+        for (int j = 0; j < kHeads; ++j) {
+          if (j >= jn) break;
+          const __m256 p = _mm256_broadcast_ss(w + (j0 + j) * n + i);
+          acc[j][0] = _mm256_fmadd_ps(p, v0, acc[j][0]);
+          acc[j][1] = _mm256_fmadd_ps(p, v1, acc[j][1]);
+        }
+      }
+      for (int64_t j = 0; j < jn; ++j) {
+        _mm256_storeu_ps(out + (j0 + j) * D + d0, acc[j][0]);
+        _mm256_storeu_ps(out + (j0 + j) * D + d0 + 8, acc[j][1]);
+      }
+    }
+  }
+#endif
+  for (; d0 < D; ++d0)
+    for (int64_t j = 0; j < nh; ++j) {
+      float s = 0.f;
+      for (int64_t i = 0; i < n; ++i) s += w[j * n + i] * row(i)[d0];
+      out[j * D + d0] = s;
+    }
+}
+
+}  // namespace
+
 void tree_attention_tasks_f32(const float* q, const float* k, const float* v, const MaskRows* rows, float* out,
                               int64_t H, int64_t KVH, int64_t D, int64_t prefix, float scale, int64_t task0,
                               int64_t task1, float* scores) {
@@ -56,15 +120,11 @@ void tree_attention_tasks_f32(const float* q, const float* k, const float* v, co
         }
       }
     }
-    float sum[kMaxGroup] = {};
-    for (int64_t i = 0; i < n; ++i) {
-      const float* vr = v + slot(i) * stride + g * D;
-      for (int64_t j = 0; j < nh; ++j) {
-        const float p = std::exp(scores[j * n + i] - mx[j]);
-        sum[j] += p;
-        axpy(p, vr, o0 + j * D, D);
-      }
-    }
+    float sum[kMaxGroup];
+    for (int64_t j = 0; j < nh; ++j) sum[j] = exp_shifted(scores + j * n, n, mx[j]);
+    // out_j = sum_i p_ji v_i, a few value columns at a time for all heads of the group, the
+    // sums kept in registers while the value rows stream past.
+    weighted_rows(scores, n, nh, [&](int64_t i) { return v + slot(i) * stride + g * D; }, D, o0);
     for (int64_t j = 0; j < nh; ++j) {
       const float inv = 1.f / sum[j];
       for (int64_t d = 0; d < D; ++d) o0[j * D + d] *= inv;
