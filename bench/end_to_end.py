@@ -19,9 +19,12 @@ Every system decodes each prompt in turn before the next prompt starts, so that 
 machine's drift touches them alike. tokens/s is new tokens over the decode time: for mtad
 the steps after the prompt pass (GenerationResult decode_seconds), for llama.cpp from the
 prompt's last token on (the rest evaluated before the clock starts), for transformers the
-whole generate() call. Greedy outputs of the lossless methods must equal AR's; the run
-says where they do not. Prints, per prompt set, tokens/s, the ratio to our AR and to
-llama.cpp F16, tokens per target forward, and the issue's goals met or not; writes one JSON
+whole generate() call (its own prompt pass included). Prefill tokens/s is the prompt pass (all but the
+last prompt token) over its time: mtad's Decoder.start, llama.cpp's eval, one transformers
+forward (transformers with float32 weights, the others float16). Greedy outputs of the
+lossless methods must equal AR's; the run says where they do not. Prints, per prompt set,
+tokens/s, the ratio to our AR and to llama.cpp F16, tokens per target forward, prefill
+tokens/s, and the issue's goals met or not; writes one JSON
 file (default under ~/.cache/mtad/bench).
 
     python bench/end_to_end.py [--sets mt-bench,humaneval,chat] [--prompts 6]
@@ -104,7 +107,9 @@ def llama_cpp_system(path: Path, eos: frozenset[int], max_new: int, lookup: bool
 
     def run(ids: list[int], request: dict[str, Any]) -> tuple[list[int], float, dict[str, float]]:
         llm.reset()
-        llm.eval(ids[:-1])  # the prompt pass, as mtad's Decoder.start: outside the clock
+        t0 = time.perf_counter()
+        llm.eval(ids[:-1])  # the prompt pass, as mtad's Decoder.start: outside the decode clock
+        prefill_s = time.perf_counter() - t0
         out: list[int] = []
         t0 = time.perf_counter()
         # generate() finds ids[:-1] in its cache and evaluates only the last prompt token.
@@ -112,7 +117,7 @@ def llama_cpp_system(path: Path, eos: frozenset[int], max_new: int, lookup: bool
             out.append(int(tok))
             if tok in eos or len(out) >= max_new:
                 break
-        return out, time.perf_counter() - t0, {}
+        return out, time.perf_counter() - t0, {"prefill_seconds": prefill_s}
 
     return run
 
@@ -125,9 +130,12 @@ def transformers_system(model_dir: Path, eos: frozenset[int], max_new: int) -> R
     def run(ids: list[int], request: dict[str, Any]) -> tuple[list[int], float, dict[str, float]]:
         with torch.inference_mode():
             t0 = time.perf_counter()
+            model(torch.tensor([ids[:-1]]))  # the prompt pass alone, for its speed
+            prefill_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
             out = model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=max_new,
                                  eos_token_id=sorted(eos), pad_token_id=min(eos))[0, len(ids):].tolist()  # fmt: skip
-            return out, time.perf_counter() - t0, {}
+            return out, time.perf_counter() - t0, {"prefill_seconds": prefill_s}
 
     return run
 
@@ -187,11 +195,15 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, fl
         s["seconds"] += r["seconds"]
         s["prompts"] += 1
         s["target_forwards"] += int(r["counters"].get("target_forwards", 0))
+        # The prompt pass: all but the last prompt token (which the first decode step feeds).
+        s["prefill_tokens"] = s.get("prefill_tokens", 0) + r["prompt_tokens"] - 1
+        s["prefill_seconds"] = s.get("prefill_seconds", 0.0) + r["counters"].get("prefill_seconds", 0.0)
         s["same_as_ar"] += int(ar.get((r["set"], r["prompt"])) == r["tokens"])
     for systems in out.values():
         for s in systems.values():
             s["tokens_per_s"] = s["tokens"] / s["seconds"] if s["seconds"] else 0.0
             s["tokens_per_forward"] = s["tokens"] / s["target_forwards"] if s["target_forwards"] else 0.0
+            s["prefill_tokens_per_s"] = s["prefill_tokens"] / s["prefill_seconds"] if s["prefill_seconds"] else 0.0
     return out
 
 
@@ -245,14 +257,15 @@ def goals(summary: dict[str, dict[str, dict[str, float]]], rat: dict[str, Any]) 
 def print_report(report: dict[str, Any]) -> None:
     for name, systems in report["summary"].items():
         print(f"\n{name} ({report['prompts'][name]} prompts, up to {report['max_new_tokens']} new tokens, greedy)")
-        print(f"{'system':<32}{'tok/s':>8}{'x AR':>7}{'x llama F16':>13}{'tok/fwd':>9}{'= AR':>6}")
+        print(f"{'system':<32}{'tok/s':>8}{'x AR':>7}{'x llama F16':>13}{'tok/fwd':>9}{'= AR':>6}{'prefill tok/s':>15}")
         for sys_, s in systems.items():
             rr = report["ratios"][name][sys_]
             vs_ar = f"{rr['vs_ar']:.2f}" if rr["vs_ar"] else "-"
             vs_lc = f"{rr['vs_llama_cpp_f16']:.2f}" if rr["vs_llama_cpp_f16"] else "-"
             tpf = f"{s['tokens_per_forward']:.2f}" if s["tokens_per_forward"] else "-"
             same = f"{int(s['same_as_ar'])}/{int(s['prompts'])}"
-            print(f"{sys_:<32}{s['tokens_per_s']:>8.1f}{vs_ar:>7}{vs_lc:>13}{tpf:>9}{same:>6}")
+            pre = f"{s['prefill_tokens_per_s']:.0f}" if s["prefill_tokens_per_s"] else "-"
+            print(f"{sys_:<32}{s['tokens_per_s']:>8.1f}{vs_ar:>7}{vs_lc:>13}{tpf:>9}{same:>6}{pre:>15}")
     for p, why in report["skipped"].items():
         print(f"{p}: skipped: {why}")
     print("\ngoals (issue 27):")
