@@ -26,10 +26,14 @@ class AdedOptions:
     reaches); adapt_prompt (at a prompt's first step adapt over the whole prompt; None: on
     when the Generator's table was not given, i.e. starts empty and can only learn from
     the prompts, off when it came from a file or object).
-    An extension, off by default: lookup (up to this many tokens that followed an earlier
+    An extension, on by default: lookup (up to this many tokens that followed an earlier
     occurrence of the last 3, else 2, tokens of prompt and reply, added to the trie
     as one more path on top of max_nodes, its length adapting between 1 and lookup; pays
-    where replies copy their context, as code completions do; 0: off).
+    where replies copy their context, as code completions do, and costs no row where no
+    earlier occurrence is found; 0: off. Default 6: with the automatic node budget, on 4
+    held-out prompts per set, 128 greedy tokens, tokens per target forward 1.40 -> 1.50
+    (HumanEval), 1.25 -> 1.28 (chat), 1.14 -> 1.16 (MT-Bench) against lookup 0, speed
+    +4 %, +13 % and -1 %; 12 lost on MT-Bench).
     """
 
     simulations: int = 150
@@ -45,7 +49,7 @@ class AdedOptions:
     increment: float = 0.04
     cap: float = 3.0
     adapt_prompt: bool | None = None
-    lookup: int = 0
+    lookup: int = 6
 
     def __post_init__(self) -> None:
         # The engine checks the same ranges; checking here too gives the message before any

@@ -203,7 +203,7 @@ def _add_aded_options(p: argparse.ArgumentParser) -> None:
         "--lookup", type=int, default=dflt.lookup, metavar="N",
         help="extension: also draft up to N tokens copied from where the last 3 (else 2) tokens occurred "
         "before in the prompt or reply, verified in the same pass; helps when the reply repeats its "
-        "context, as code does (default: 0, off)",
+        f"context, as code does; costs nothing where no earlier occurrence is found (default: {dflt.lookup}; 0: off)",
     )  # fmt: skip
     a.add_argument(
         "--adapt-prompt", choices=("on", "off"), default=None,

@@ -532,10 +532,12 @@ def test_aded_arguments_need_method_aded(gen: Generator, tmp_path: Path) -> None
 def test_aded_options_defaults_are_the_engines() -> None:
     import mtad_ext
 
-    names = [f for f in AdedOptions.__dataclass_fields__ if f != "adapt_prompt"]
+    names = [f for f in AdedOptions.__dataclass_fields__ if f not in ("adapt_prompt", "lookup")]
     engine = mtad_ext.AdedParams()
     assert {n: getattr(AdedOptions().native(), n) for n in names} == {n: getattr(engine, n) for n in names}
     assert engine.adapt_prompt is False and AdedOptions().adapt_prompt is None  # None: decided per table
+    # The engine's defaults are the paper's ADED; the front end adds the context-lookup path.
+    assert engine.lookup == 0 and AdedOptions().lookup == 6 and AdedOptions().native().lookup == 6
     custom = AdedOptions(depth=5, max_nodes=9, reward="public", adapt_prompt=True).native()
     assert (custom.depth, custom.max_nodes, custom.reward, custom.adapt_prompt) == (5, 9, "public", True)
     with pytest.raises(ValueError, match="aded depth"):
