@@ -277,15 +277,7 @@ def print_report(report: dict[str, Any]) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 
-    def names(allowed: Sequence[str]) -> Callable[[str], list[str]]:
-        def parse(text: str) -> list[str]:
-            got = [x.strip() for x in text.split(",") if x.strip()]
-            bad = [x for x in got if x not in allowed]
-            if bad or not got:
-                raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}; got {text!r}")
-            return got
-
-        return parse
+    from quality import name_list as names  # comma-separated names from a fixed set
 
     all_systems = [*MTAD_METHODS, *PEERS]
     ap.add_argument("--model", type=Path, default=None, help="target folder (default: SmolLM2-135M-Instruct)")
