@@ -207,7 +207,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, fl
     return out
 
 
-def ratios(summary: dict[str, dict[str, dict[str, float]]], prompts: dict[str, int]) -> dict[str, Any]:
+def ratios(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
     """Each system's tokens/s over our AR's and llama.cpp F16's, on the prompts both ran."""
     out: dict[str, Any] = {}
     for name, systems in summary.items():
@@ -332,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"[{time.perf_counter() - t_start:6.0f} s] {pname}: "
                 + ", ".join(f"{r['system']} {len(r['tokens']) / r['seconds']:.0f}" for r in done))  # fmt: skip
     summary = summarize(records)
-    rat = ratios(summary, {k: len(v) for k, v in sets.items()})
+    rat = ratios(summary)
     report = {"model": str(model_dir), "draft": str(args.draft), "max_new_tokens": args.max_new_tokens,
               "threads": torch.get_num_threads(), "prompts": {k: len(v) for k, v in sets.items()},
               "summary": summary, "ratios": rat, "goals": goals(summary, rat), "skipped": skipped,
