@@ -596,6 +596,15 @@ TORCH_LIBRARY(mtad, m) {
           return mtad::ops::beam_step(logits, scores, width, temperature, top_k, top_p, with_replacement,
                                       static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
         });
+  m.def("beam_step_padded(Tensor logits, Tensor scores, int width, float temperature, int top_k, float top_p, "
+        "bool with_replacement, int seed, int offset) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+        [](const at::Tensor& logits, const at::Tensor& scores, int64_t width, double temperature, int64_t top_k,
+           double top_p, bool with_replacement, int64_t seed, int64_t offset) {
+          const mtad::ops::BeamStep b =
+              mtad::ops::beam_step_padded(logits, scores, width, temperature, top_k, top_p, with_replacement,
+                                          static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
+          return std::make_tuple(b.parent, b.token, b.token_logprob, b.score, b.bad);
+        });
   // [torch.library: verify, sps_accept, kv_compact]
   m.def("verify(Tensor target_logits, Tensor parents, Tensor tokens, Tensor best_lq, float tau, float temperature, "
         "int top_k, float top_p, int seed, int offset) -> (int, int, Tensor, int, Tensor)",

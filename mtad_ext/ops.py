@@ -22,6 +22,7 @@ __all__ = [
     "TreeAcceptResult",
     "VerifyResult",
     "beam_step",
+    "beam_step_padded",
     "gate_up_silu",
     "kv_compact",
     "layer_norm",
@@ -162,6 +163,18 @@ def beam_step(
     """One MTAD draft beam step (algorithms.md 3.1). Returns (parent, token, token_logprob,
     score), each [M], by descending joint score; scores renormalised over the M chosen."""
     return _mtad.beam_step(
+        logits, scores, width, temperature, top_k, top_p, with_replacement, _u64(seed, "seed"), _u64(offset, "offset")
+    )
+
+
+def beam_step_padded(
+    logits: Tensor, scores: Tensor, width: int, temperature: float, top_k: int, top_p: float,
+    with_replacement: bool, seed: int, offset: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """beam_step without its host read (issue 29): (parent, token, token_logprob, score, bad),
+    always beam_step's most beams, the live ones first, then dead ones (parent 0, token 0,
+    token_logprob and score -inf); bad (int64 [1]) counts the NaN / +inf scores."""
+    return _mtad.beam_step_padded(
         logits, scores, width, temperature, top_k, top_p, with_replacement, _u64(seed, "seed"), _u64(offset, "offset")
     )
 

@@ -6,12 +6,11 @@
 
 #include <ATen/ATen.h>
 
-#include <chrono>
 #include <cmath>
 
 #include "decode/draft_length.h"
 #include "decode/methods.h"
-#include "decode/timer.h"
+#include "decode/step_clock.h"
 #include "mtad/errors.h"
 #include "ops/to_host.h"
 
@@ -127,7 +126,7 @@ std::vector<int64_t> Decoder::step() {
   const int64_t capacity = tcache_.capacity() - step_headroom();
   if (n >= capacity)
     throw InputError("the sequence has reached the cache capacity (" + std::to_string(capacity) + " tokens)");
-  const auto t0 = std::chrono::steady_clock::now();
+  StepClock clock(target_.device());
   const int64_t reads0 = ops::host_reads();
   StepStats s;
   Rng rng{config_.seed, calls_};
@@ -137,14 +136,13 @@ std::vector<int64_t> Decoder::step() {
   const bool drafting = proposer_ && !(auto_gamma_ && config_.gamma == 0);
   Proposal p;
   if (drafting) {
-    ScopedTimer t(s.draft_s);
     p = proposer_->propose(tokens_, tcache_.capacity() - n, rng, s);
+    clock.drafted();
   }
   // Verify: one target pass over the last committed token (row 0, at slot n - 1) and the
   // tree behind it (node i at slot n + i); the method's rule accepts a path.
   Verdict v;
   {
-    ScopedTimer t(s.verify_s);
     const DraftTree::Inputs in = p.tree.inputs(tokens_.back(), n - 1);
     // A chain sampled on the device (SpS) is fed from there, behind the root.
     const at::Tensor logits =
@@ -154,21 +152,19 @@ std::vector<int64_t> Decoder::step() {
             : target_.forward(tcache_, in.ids, in.positions, in.mask, at::Tensor());
     s.target_forwards = 1;
     v = drafting || !proposer_ ? spec_->accept(logits, p, config_, rng) : accept_sample(logits, p, config_, rng);
+    clock.verified();  // the rule's read was the step's last
   }
   // Commit: the caches keep the accepted path and drop the rest.
-  {
-    ScopedTimer t(s.rollback_s);
-    p.tree.commit(tcache_, n, v.path);
-    if (drafting) proposer_->accepted(p, v.path);
-  }
+  p.tree.commit(tcache_, n, v.path);
+  if (drafting) proposer_->accepted(p, v.path);
+  clock.committed();
   calls_ = rng.calls;
   std::vector<int64_t> out = p.tokens.defined() ? v.tokens : p.tree.tokens_of(v.path);
   out.push_back(v.next_token);
   s.drafted = p.tree.size();
   s.accepted = static_cast<int64_t>(v.path.size());
   if (auto_gamma_) draft_length_->observe(config_.gamma, s.accepted);
-  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  s.other_s = std::max(0.0, total - s.draft_s - s.verify_s - s.rollback_s);
+  clock.finish(s);
   s.emitted = static_cast<int64_t>(out.size());
   s.host_reads = ops::host_reads() - reads0;
   tokens_.insert(tokens_.end(), out.begin(), out.end());

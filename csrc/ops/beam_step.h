@@ -31,4 +31,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> beam_step(const at::T
                                                                      bool with_replacement, uint64_t seed,
                                                                      uint64_t offset);
 
+// beam_step without its host read, for a caller that drafts several depths in a row and
+// reads once after them (issue 29): the outputs always have beam_rows(...) entries, the M
+// live beams first (as beam_step orders them), then dead beams (parent 0, token 0,
+// token_logprob and score -inf), so that they feed the next depth as rows with -inf
+// scores, whose candidates are never chosen. `bad` (int64 [1], on the logits' device)
+// counts the NaN / +inf scores: the caller reads it with its other results and passes
+// it to check_beam_scores (when it is not 0 the beams mean nothing: all dead on the CPU; on
+// CUDA valid indices, so that a following draft forward cannot fault before the check).
+struct BeamStep {
+  at::Tensor parent, token, token_logprob, score, bad;
+};
+BeamStep beam_step_padded(const at::Tensor& logits, const at::Tensor& scores, int64_t width, double temperature,
+                          int64_t top_k, double top_p, bool with_replacement, uint64_t seed, uint64_t offset);
+// The number of beams beam_step_padded returns for `rows` input beams over V tokens.
+int64_t beam_rows(int64_t rows, int64_t V, int64_t width, double temperature, bool with_replacement);
+// Throws beam_step's error for a nonzero count of bad scores.
+void check_beam_scores(int64_t bad);
+
 }  // namespace mtad::ops

@@ -168,3 +168,46 @@ def test_beam_step_edges(emu: Emu, ops, width: int, repl: bool, case: str) -> No
 def test_beam_step_big_vocab(emu: Emu, ops, width: int) -> None:
     gen = torch.Generator().manual_seed(width)
     check_beam(emu, ops, logits_like(2, 49152, gen), torch.tensor([-0.5, -1.0]), width, 0.8, 0, 1.0, False, 3)
+
+
+# -- beam_step_padded: the same pieces sized without a host read (ops/beam_step.cpp) --------
+
+def emu_beam_step_padded(emu: Emu, logits: torch.Tensor, scores: torch.Tensor, width: int, T: float, top_k: int,
+                         top_p: float, with_replacement: bool, seed: int, offset: int) -> tuple[torch.Tensor, ...]:
+    rows, V = logits.shape
+    N = rows * V
+    select = T == 0 or not with_replacement
+    cap = min(width, N) if select else width
+    lp = emu.normalize(logits, 1.0, 0, 1.0) if T == 0 else emu.normalize(logits, T, top_k, top_p)
+    if select:
+        # Every top key, dead ones (INT64_MIN) too: beam_finish turns them into dead beams.
+        picks = torch.topk(emu.beam_keys(lp, scores, T != 0, seed, offset), cap).values.contiguous()
+    else:
+        joint = emu.beam_joint(lp, scores)
+        picks = emu.sample_repeat(torch.log_softmax(joint, 0), cap, seed, offset)
+    out = list(emu.beam_finish(picks, select, lp, scores))
+    if not select and not bool((joint > -INF).any()):
+        out = [out[0].zero_(), out[1].zero_(), out[2].fill_(-INF), out[3].fill_(-INF)]
+    return tuple(out)
+
+
+@pytest.mark.parametrize("width", [1, 3, 8])
+@pytest.mark.parametrize("repl", [False, True])
+@pytest.mark.parametrize("case", ["top_k", "top_p", "dead_beam", "tiny_vocab", "all_dead", "greedy_dead"])
+def test_beam_step_padded(emu: Emu, ops, width: int, repl: bool, case: str) -> None:
+    gen = torch.Generator().manual_seed(width + 200)
+    V = 3 if case == "tiny_vocab" else 517
+    logits = logits_like(3, V, gen)
+    scores = -torch.rand(3, generator=gen)
+    top_k, top_p = (2, 1.0) if case == "top_k" else ((0, 0.05) if case == "top_p" else (0, 1.0))
+    T = 0.0 if case == "greedy_dead" else 1.0
+    if case in ("dead_beam", "greedy_dead"):
+        scores[1] = -INF
+    if case == "all_dead":
+        scores[:] = -INF
+    got = emu_beam_step_padded(emu, logits, scores, width, T, top_k, top_p, repl, width, 5)
+    want = ops.beam_step_padded(logits, scores, width, T, top_k, top_p, repl, width, 5)
+    assert want[4].tolist() == [0]
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), "different beams"
+    torch.testing.assert_close(got[2], want[2], rtol=1e-5, atol=2e-5)
+    torch.testing.assert_close(got[3], want[3], rtol=1e-5, atol=2e-5)

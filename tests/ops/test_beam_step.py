@@ -334,3 +334,84 @@ def test_cuda_beam_step_matches_cpu(rows: int, width: int, temperature: float, t
     with pytest.raises(RuntimeError, match="scores must be finite or -inf"):
         step(logits.cuda(), torch.full((rows,), math.nan).cuda(), width, temperature, top_k,
              top_p, with_replacement, 0, 0)
+
+
+# -- beam_step_padded: the same beams without the host read, padded with dead ones --------
+
+def check_padded(logits: Tensor, scores: Tensor, width: int, temperature: float, top_k: int, top_p: float,
+                 repl: bool, seed: int, device: str = "cpu") -> None:
+    """Its live beams are beam_step's, then dead ones up to beam_step's most beams."""
+    want = step(logits, scores, width, temperature, top_k, top_p, repl, seed, 3)
+    got = [t.cpu() for t in ops.beam_step_padded(logits.to(device), scores.to(device), width, temperature, top_k,
+                                                 top_p, repl, seed, 3)]
+    parent, token, token_lp, score, bad = got
+    rows, vocab = logits.shape
+    size = min(width, rows * vocab) if temperature == 0 or not repl else width
+    m = want.parent.numel()
+    assert parent.numel() == token.numel() == token_lp.numel() == score.numel() == size
+    assert bad.tolist() == [0]
+    assert torch.equal(parent[:m], want.parent) and torch.equal(token[:m], want.token)
+    torch.testing.assert_close(token_lp[:m], want.token_logprob, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(score[:m], want.score, atol=1e-5, rtol=1e-5)
+    assert parent[m:].eq(0).all() and token[m:].eq(0).all()
+    assert token_lp[m:].eq(NEG_INF).all() and score[m:].eq(NEG_INF).all()
+
+
+PADDED_CASES = [
+    # (rows, vocab, width, temperature, top_k, top_p, with_replacement, dead rows)
+    (1, 40, 4, 1.0, 2, 1.0, False, []),  # top_k 2 < W: two dead beams
+    (1, 40, 4, 1.0, 0, 0.3, False, []),  # top_p leaves few
+    (3, 20, 4, 1.0, 0, 1.0, False, [0, 2]),
+    (3, 20, 4, 0.0, 0, 1.0, False, [1]),
+    (1, 3, 5, 0.0, 0, 1.0, False, []),  # more beams than candidates: min(W, N) rows, none dead
+    (3, 20, 4, 1.0, 0, 1.0, True, [0, 2]),
+    (3, 20, 4, 1.0, 0, 1.0, False, [0, 1, 2]),  # every beam dead
+    (3, 20, 4, 1.0, 0, 1.0, True, [0, 1, 2]),
+    (2, 50, 3, 0.9, 5, 0.9, False, []),
+]
+
+
+@pytest.mark.parametrize(("rows", "vocab", "width", "temperature", "top_k", "top_p", "repl", "dead"), PADDED_CASES)
+def test_padded_beams_are_beam_steps_then_dead_ones(rows: int, vocab: int, width: int, temperature: float,
+                                                    top_k: int, top_p: float, repl: bool, dead: list[int]) -> None:
+    logits = random_logits(rows, vocab, seed=rows * vocab + width)
+    scores = torch.zeros(1) if rows == 1 else later_step_scores(rows, seed=rows)
+    scores[dead] = NEG_INF
+    for seed in range(4):
+        check_padded(logits, scores, width, temperature, top_k, top_p, repl, seed)
+
+
+def test_padded_beams_read_nothing_and_count_bad_scores() -> None:
+    logits = random_logits(2, 30, seed=21)
+    before = mtad_ext._host_reads()
+    for bad_score in (math.nan, math.inf):
+        *beams, bad = ops.beam_step_padded(logits, torch.tensor([0.0, bad_score]), 3, 1.0, 0, 1.0, False, 0, 0)
+        assert bad.tolist() == [1]
+        assert all(b.numel() == 3 for b in beams) and beams[3].eq(NEG_INF).all()  # no beams: all dead
+    assert mtad_ext._host_reads() == before
+    # beam_step reads once and raises on the same scores.
+    with pytest.raises(RuntimeError, match="scores must be finite or -inf"):
+        step(logits, torch.tensor([math.nan, 0.0]), 3, 1.0, 0, 1.0, False, 0, 0)
+    assert mtad_ext._host_reads() == before + 1
+
+
+def test_torch_library_beam_step_padded() -> None:
+    logits = random_logits(3, 25, seed=12)
+    scores = later_step_scores(3, seed=13)
+    a = torch.ops.mtad.beam_step_padded(logits, scores, 4, 1.0, 2, 0.9, False, -1, 7)
+    b = ops.beam_step_padded(logits, scores, 4, 1.0, 2, 0.9, False, 2**64 - 1, 7)
+    assert isinstance(a, tuple) and len(a) == 5
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize(("rows", "vocab", "width", "temperature", "top_k", "top_p", "repl", "dead"), PADDED_CASES)
+def test_cuda_padded_beams_match_cpu(rows: int, vocab: int, width: int, temperature: float, top_k: int,
+                                     top_p: float, repl: bool, dead: list[int]) -> None:
+    logits = random_logits(rows, vocab, seed=rows * vocab + width)
+    scores = torch.zeros(1) if rows == 1 else later_step_scores(rows, seed=rows)
+    scores[dead] = NEG_INF
+    before = mtad_ext._host_reads()
+    for seed in range(4):
+        check_padded(logits, scores, width, temperature, top_k, top_p, repl, seed, device="cuda")
+    assert mtad_ext._host_reads() == before + 4  # check_padded's beam_step only

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <cstring>
+#include <limits>
 
 #include "decode/draft_model.h"
 #include "decode/proposer.h"
@@ -15,20 +16,22 @@ namespace {
 
 // The beams of every depth on the host in one read: parents (within the depth before),
 // tokens and token log-probs (as doubles, which hold every float exactly, viewed as int64 to
-// share the copy).
+// share the copy), then beam_step's count of bad scores over all depths.
 struct HostBeams {
-  at::Tensor all;  // int64 [3, nodes]
+  at::Tensor all;  // int64 [3 * nodes + 1]
+  int64_t nodes;
   const int64_t* parent() const { return all.data_ptr<int64_t>(); }
-  const int64_t* token() const { return all.data_ptr<int64_t>() + all.size(1); }
-  float logprob(int64_t m) const {
+  const int64_t* token() const { return all.data_ptr<int64_t>() + nodes; }
+  double logprob(int64_t m) const {
     double x;
-    std::memcpy(&x, all.data_ptr<int64_t>() + 2 * all.size(1) + m, sizeof x);
-    return static_cast<float>(x);
+    std::memcpy(&x, all.data_ptr<int64_t>() + 2 * nodes + m, sizeof x);
+    return x;
   }
+  int64_t bad() const { return all.data_ptr<int64_t>()[3 * nodes]; }
 };
 
-HostBeams read_beams(const at::Tensor& par, const at::Tensor& tok, const at::Tensor& tlq) {
-  return {ops::to_host(at::stack({par, tok, tlq.to(at::kDouble).view(at::kLong)}))};
+HostBeams read_beams(const at::Tensor& par, const at::Tensor& tok, const at::Tensor& tlq, const at::Tensor& bad) {
+  return {ops::to_host(at::cat({par, tok, tlq.to(at::kDouble).view(at::kLong), bad})), par.size(0)};
 }
 
 class BeamProposer final : public Proposer {
@@ -46,46 +49,65 @@ class BeamProposer final : public Proposer {
     at::Tensor scores = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(dev_));
     // The beams stay on the device while drafting: each depth's tokens feed the next draft
     // forward there, behind a mask of each beam's ancestors built from its parent's row
-    // (node i of the tree at cache slot base + i, depth by depth). The tree reaches the host
-    // in one read after the last depth; beam_step's own read (how many beams live) remains.
+    // (node i of the tree at cache slot base + i, depth by depth). beam_step_padded gives
+    // each depth a size the host knows (dead beams, -inf, after the live ones), so nothing
+    // is read until the tree reaches the host in one read after the last depth.
     std::vector<at::Tensor> pars, toks, lqs;
-    std::vector<int64_t> counts;  // beams per depth
+    std::vector<int64_t> counts;  // beams per depth, dead ones included
     at::Tensor anc;               // bool [M, N]: the current beams' ancestors and themselves among the N nodes
+    at::Tensor bad;               // beam_step's bad scores, summed over the depths
     int64_t N = 0;
     const auto mask_opts = at::TensorOptions().dtype(at::kBool).device(dev_);
     for (int64_t d = 1; d <= c_.gamma; ++d) {
-      auto [par, tok, tlq, score] = ops::beam_step(logits, scores, c_.width, q.temperature, q.top_k, q.top_p,
-                                                   c_.with_replacement, c_.seed, rng.next());
-      const int64_t M = tok.size(0);
-      pars.push_back(par);
-      toks.push_back(tok);
-      lqs.push_back(tlq);
+      ops::BeamStep b = ops::beam_step_padded(logits, scores, c_.width, q.temperature, q.top_k, q.top_p,
+                                              c_.with_replacement, c_.seed, rng.next());
+      const int64_t M = b.token.size(0);
+      pars.push_back(b.parent);
+      toks.push_back(b.token);
+      lqs.push_back(b.token_logprob);
       counts.push_back(M);
-      scores = score;
+      bad = d == 1 ? b.bad : bad + b.bad;
+      scores = b.score;
       if (d == c_.gamma) break;
       at::Tensor rows = at::zeros({M, N + M}, mask_opts);
-      if (N > 0) rows.narrow(1, 0, N).copy_(anc.index_select(0, par));
+      if (N > 0) rows.narrow(1, 0, N).copy_(anc.index_select(0, b.parent));
       rows.narrow(1, N, M).copy_(at::eye(M, mask_opts));
       anc = rows;
       N += M;
       // Every depth-d node sits at position n - 1 + d.
-      logits = draft_.forward_sampled(tok, at::full({M}, n - 1 + d, at::kLong), anc);
+      logits = draft_.forward_sampled(b.token, at::full({M}, n - 1 + d, at::kLong), anc);
       ++s.draft_forwards;
     }
-    const HostBeams h = read_beams(at::cat(pars), at::cat(toks), at::cat(lqs));
+    const HostBeams h = read_beams(at::cat(pars), at::cat(toks), at::cat(lqs), bad);
+    ops::check_beam_scores(h.bad());
+    // tree_ holds every beam as the draft cache does (dead ones too); the target sees the
+    // live ones only (a dead beam's token log-prob is -inf), live_[k] being node k's index in tree_.
     tree_ = DraftTree();
-    std::vector<int64_t> beams;  // nodes of the current beams, best first
+    live_.clear();
+    DraftTree live;
+    std::vector<int64_t> beams, live_beams;  // the current beams' nodes in tree_ and in live (-1: dead)
     for (size_t d = 0, i = 0; d < counts.size(); ++d) {
-      std::vector<int64_t> next;
-      for (int64_t m = 0; m < counts[d]; ++m, ++i)
-        next.push_back(tree_.add(d == 0 ? -1 : beams[h.parent()[i]], h.token()[i], h.logprob(i)));
+      std::vector<int64_t> next, next_live;
+      for (int64_t m = 0; m < counts[d]; ++m, ++i) {
+        const int64_t par = d == 0 ? -1 : h.parent()[i];
+        const float lq = static_cast<float>(h.logprob(i));
+        const bool alive = lq > -std::numeric_limits<float>::infinity();
+        TORCH_CHECK(d == 0 || (par >= 0 && par < static_cast<int64_t>(beams.size()) && (!alive || live_beams[par] >= 0)),
+                    "MTAD: beam ", m, " at depth ", d + 1, " has no live parent");
+        next.push_back(tree_.add(d == 0 ? -1 : beams[par], h.token()[i], lq));
+        next_live.push_back(alive ? live.add(d == 0 ? -1 : live_beams[par], h.token()[i], lq) : -1);
+        if (alive) live_.push_back(next.back());
+      }
       beams = std::move(next);
+      live_beams = std::move(next_live);
     }
+    // The best beam leads its depth and lives (every depth has a live beam).
+    TORCH_CHECK(live_beams.front() >= 0, "MTAD: the draft left no live beam");
     Proposal p;
     best_ = tree_.path_to(beams.front());
     if (whole_tree_) {
-      p.tree = tree_;
-      p.best_leaf = beams.front();
+      p.tree = std::move(live);
+      p.best_leaf = live_beams.front();
     } else {
       std::vector<float> lq;
       for (int64_t x : best_) lq.push_back(tree_.logprob[x]);
@@ -96,9 +118,8 @@ class BeamProposer final : public Proposer {
   }
 
   void accepted(const Proposal& p, const std::vector<int64_t>& path) override {
-    std::vector<int64_t> nodes = path;  // in the beam tree
-    if (!whole_tree_)
-      for (int64_t& x : nodes) x = best_[x];
+    std::vector<int64_t> nodes = path;  // in tree_
+    for (int64_t& x : nodes) x = whole_tree_ ? live_[x] : best_[x];
     draft_.accept(tree_, nodes);
   }
   const KVCache* cache() const override { return &draft_.cache(); }
@@ -108,8 +129,9 @@ class BeamProposer final : public Proposer {
   const DecodeConfig& c_;
   at::Device dev_;
   bool whole_tree_;
-  DraftTree tree_;            // this step's beam tree, as the draft cache holds it
-  std::vector<int64_t> best_;  // the top beam's path in it
+  DraftTree tree_;             // this step's beam tree, as the draft cache holds it (dead beams too)
+  std::vector<int64_t> live_;  // the live beams' nodes in tree_ (the whole tree proposed)
+  std::vector<int64_t> best_;  // the top beam's path in tree_
 };
 
 }  // namespace

@@ -49,7 +49,9 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // One block. M is the beam width (a handful), so each output finds its rank by comparing
-// with every other chosen candidate rather than by a sort.
+// with every other chosen candidate rather than by a sort. A dead key (INT64_MIN: fewer live
+// candidates than M) becomes a dead beam after the live ones (ops/beam_step.h), so that the
+// caller need not read how many live to size the outputs.
 __global__ void __launch_bounds__(kThreads)
     beam_finish_kernel(const int64_t* __restrict__ chosen, bool from_keys, int64_t M, const float* __restrict__ lp,
                        const float* __restrict__ scores, int64_t V, int64_t N, int64_t* __restrict__ work_flat,
@@ -58,6 +60,11 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ float red[32];
   float mx = -INFINITY;
   for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
+    if (from_keys && chosen[i] == INT64_MIN) {
+      work_flat[i] = N + i;  // after every live candidate, in draw order
+      work_joint[i] = -INFINITY;
+      continue;
+    }
     int64_t f = from_keys ? rank_index(to_unsigned(chosen[i]), N) : chosen[i];
     f = f < 0 ? 0 : (f >= N ? N - 1 : f);  // never index outside the candidates
     const float joint = scores[f / V] + lp[f];
@@ -67,7 +74,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   mx = block_reduce_max(mx, red);  // also makes work_* visible to the whole block
   float s = 0.f;
-  for (int64_t i = threadIdx.x; i < M; i += blockDim.x) s += expf(work_joint[i] - mx);
+  for (int64_t i = threadIdx.x; i < M; i += blockDim.x)
+    if (work_flat[i] < N) s += expf(work_joint[i] - mx);
   const float log_s = static_cast<float>(log(static_cast<double>(block_reduce_sum(s, red))));
   for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
     const int64_t fi = work_flat[i];
@@ -78,6 +86,13 @@ __global__ void __launch_bounds__(kThreads)
       const int64_t fk = work_flat[k];
       const float jk = work_joint[k];
       rank += jk > ji || (jk == ji && (fk < fi || (fk == fi && k < i)));
+    }
+    if (fi >= N) {  // dead
+      parent[rank] = 0;
+      token[rank] = 0;
+      token_logprob[rank] = -INFINITY;
+      score[rank] = -INFINITY;
+      continue;
     }
     parent[rank] = fi / V;
     token[rank] = fi % V;

@@ -43,7 +43,9 @@ void beam_keys(const float* lp, const float* scores, int64_t* keys, int64_t rows
 void beam_joint(const float* lp, const float* scores, float* joint, int64_t rows, int64_t V, cudaStream_t stream);
 // Turns M chosen candidates (selection keys from beam_keys when from_keys, else flat
 // indices j * V + v) into the outputs of beam_step, ordered by descending joint score
-// (ties: lower flat index, then lower position in `chosen`) and renormalised.
+// (ties: lower flat index, then lower position in `chosen`) and renormalised. A key of
+// INT64_MIN (from_keys: a dead candidate) gives a dead beam, ranked after the live ones
+// (parent 0, token 0, token_logprob and score -inf).
 // work_flat / work_joint: device scratch of M entries.
 void beam_finish(const int64_t* chosen, bool from_keys, int64_t M, const float* lp, const float* scores, int64_t V,
                  int64_t N, int64_t* work_flat, float* work_joint, int64_t* parent, int64_t* token,
