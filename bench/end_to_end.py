@@ -193,6 +193,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, fl
         )
         s["tokens"] += len(r["tokens"])
         s["seconds"] += r["seconds"]
+        s.setdefault("by_prompt", {})[r["prompt"]] = (len(r["tokens"]), r["seconds"])
         s["prompts"] += 1
         s["target_forwards"] += int(r["counters"].get("target_forwards", 0))
         # The prompt pass: all but the last prompt token (which the first decode step feeds).
@@ -207,15 +208,24 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, fl
     return out
 
 
-def ratios(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
-    """Each system's tokens/s over our AR's and llama.cpp F16's, on the prompts both ran."""
+def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Each system's tokens/s over our AR's and llama.cpp F16's, both taken over the prompts
+    both ran (transformers runs only the first few of each set)."""
+
+    def ratio(s: dict[str, Any], ref: dict[str, Any] | None) -> float | None:
+        if not ref:
+            return None
+        shared = s["by_prompt"].keys() & ref["by_prompt"].keys()
+
+        def speed(x: dict[str, Any]) -> float:
+            return sum(x["by_prompt"][p][0] for p in shared) / sum(x["by_prompt"][p][1] for p in shared)
+
+        return speed(s) / speed(ref) if shared else None
+
     out: dict[str, Any] = {}
     for name, systems in summary.items():
-        ar = systems.get("mtad ar", {}).get("tokens_per_s")
-        lc = systems.get("llama.cpp F16", {}).get("tokens_per_s")
-        out[name] = {sys_: {"vs_ar": s["tokens_per_s"] / ar if ar else None,
-                            "vs_llama_cpp_f16": s["tokens_per_s"] / lc if lc else None}
-                     for sys_, s in systems.items()}  # fmt: skip
+        ar, lc = systems.get("mtad ar"), systems.get("llama.cpp F16")
+        out[name] = {sys_: {"vs_ar": ratio(s, ar), "vs_llama_cpp_f16": ratio(s, lc)} for sys_, s in systems.items()}
     return out
 
 

@@ -8,7 +8,7 @@ import torch
 
 # name -> (architecture, config kwargs). Together they cover GQA and MHA, tied and
 # untied embeddings, llama3 rope scaling, an explicit head_dim, both OPT layouts, and
-# matrices whose rows (and RoPE row pairs) do not fill whole 8-row panels.
+# matrices whose rows (and RoPE row pairs) do not fill whole panels (8 rows, 16 with AVX-512).
 CONFIGS: dict[str, tuple[str, dict]] = {
     "llama_gqa_tied": (
         "llama",

@@ -13,7 +13,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b 
 namespace cpu {
 
 // The Mat of a CPU weight tensor and bias (undefined: none): a row-major [N, K] tensor,
-// or a panel tensor [panels, K, 8] made by pack_panels with `packing`, of N = `rows` rows.
+// or a panel tensor [panels, K, panel_rows()] made by pack_panels with `packing`, of N = `rows` rows.
 Mat mat_of(const at::Tensor& w, const at::Tensor& b, int64_t rows = -1, Packing packing = {});
 // Writes w [N, K] (CPU, contiguous) in panels into out [panel_count(N), K, panel_rows()] (same
 // dtype, contiguous; e.g. carved from the weight arena).

@@ -43,6 +43,14 @@ def test_summary_and_ratios() -> None:
     assert rat["mtad sps"]["vs_llama_cpp_f16"] == pytest.approx((6 / 1.5) / (6 / 8.0))
 
 
+def test_ratios_pair_the_prompts() -> None:
+    """A system that ran fewer prompts is compared with AR on those prompts only."""
+    records = RECORDS + [record("humaneval", "p0", "transformers float32", [1, 2, 3, 4], 8.0)]
+    rat = end_to_end.ratios(end_to_end.summarize(records))["humaneval"]
+    assert rat["transformers float32"]["vs_ar"] == pytest.approx((4 / 8.0) / (4 / 2.0))
+    assert rat["transformers float32"]["vs_llama_cpp_f16"] == pytest.approx((4 / 8.0) / (4 / 4.0))
+
+
 def test_goals_follow_the_ratios() -> None:
     summary = end_to_end.summarize(RECORDS)
     goals = {g: (met, figures) for g, met, figures in end_to_end.goals(summary, end_to_end.ratios(summary))}

@@ -28,6 +28,23 @@ def test_tree_attention(region: int, device: str) -> None:
                                atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("prefix", [3, 20])  # keys within one 8-wide exp block, and past it
+def test_nan_in_a_query_gives_nan_like_the_reference(prefix: int, device: str) -> None:
+    """A NaN score is not hidden by the softmax's exp, whether it falls in the vector body or
+    the scalar tail: that query's output is NaN, the others are unchanged."""
+    g = torch.Generator().manual_seed(7)
+    T, H, KVH, D = 2, 2, 1, 16
+    q = torch.randn(T, H, D, generator=g)
+    k, v = torch.randn(prefix + T, KVH, D, generator=g), torch.randn(prefix + T, KVH, D, generator=g)
+    q[1, 0, 3] = float("nan")
+    got = ops.tree_attention(q.to(device), k.to(device), v.to(device), prefix, None, 0.25).cpu().view(T, H, D)
+    assert torch.isnan(got[1, 0]).all()
+    clean = [(0, 0), (0, 1), (1, 1)]
+    ref = reference_attention(q, k, v, prefix, None, 0.25).view(T, H, D)
+    for t, h in clean:
+        torch.testing.assert_close(got[t, h].double(), ref[t, h], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.cuda
 def test_half_precision_cuda_matches_cpu(half: tuple[torch.dtype, float]) -> None:
     dtype, tol = half

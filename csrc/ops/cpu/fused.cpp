@@ -58,8 +58,9 @@ void gate_up_panels(const float* x, int64_t T, const W* wg, const W* wu, const f
   });
 }
 
-// RoPE'd projection on pair panels (Layout::kRopePanels): lanes j and j + 4 of a panel
-// are the two rows of pair 4p + j. Units are pairs; u0 is a multiple of 4.
+// RoPE'd projection on pair panels (Layout::kRopePanels): lanes j and j + kPairs of a panel
+// are the two rows of pair kPairs * p + j (kPairs = kPanelRows / 2). Units are pairs; u0
+// is a multiple of kPairs.
 template <class W>
 void proj_panels(const float* x, int64_t T, const W* w, const float* b, int64_t K, int64_t D, const float* cs,
                  const float* sn, float* y, int64_t ldy, int64_t u0, int64_t u1) {

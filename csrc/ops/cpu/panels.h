@@ -40,7 +40,11 @@ constexpr int kMaxTileAcc = 12, kMaxGroupRows = 6;
 // Keeps v in a register: without it GCC folds a weight load into each FMA that uses it,
 // and a tile then issues one load per FMA instead of one per weight vector (the load ports,
 // not the FMA units, become the limit: 16 loads per 12 FMAs in a 3 x 4 tile).
+#ifdef MTAD_AVX512
+#define MTAD_PIN(v) asm("" : "+v"(v))  // any of the 32 vector registers
+#else
 #define MTAD_PIN(v) asm("" : "+x"(v))
+#endif
 
 // One k step of a tile: NV weight vectors against TB broadcast activations.
 template <int NV, int TB, class W>
@@ -96,8 +100,8 @@ struct Prefetch {
   int64_t first = 0, count = 0;
 };
 
-// The tile of NV panels starting at w (panel v at w + v * 8K) against TB rows of x:
-// out[t * NV * 8 + v * 8 + lane] = x[t] . (row `lane` of panel v). The prefetches are
+// The tile of NV panels starting at w (panel v at w + v * kPanelRows * K) against TB rows
+// of x: out[(t * NV + v) * kPanelRows + lane] = x[t] . (row `lane` of panel v). The prefetches are
 // spread evenly over the k loop.
 template <int NV, int TB, class W>
 inline void panel_tile(const W* w, int64_t K, const float* x, int64_t ldx, float* out, Prefetch pf) {
@@ -164,7 +168,7 @@ inline void panel_tile_dyn(const W* w, int nv, int tb, int64_t K, const float* x
 constexpr int kPanelTileFloats = kMaxTileAcc * kPanelRows;
 
 // Tiles prefetch the next tile's weights when they serve at least this many activation
-// rows per weight vector (at most 3 panels). Tiles of more panels and fewer rows stream
+// rows per weight vector. Tiles of more panels and fewer rows stream
 // weights with few FMAs per cache line: the hardware keeps the bus busy alone, and the
 // extra requests measured slower (a 6 x 2 tile 20-40%, an 8 x 1 tile 2x).
 // With AVX-512 a 4-row tile measured faster without them (weights streamed: 10-11 vs

@@ -82,11 +82,12 @@ inline float dot(const float* a, const float* b, int64_t n) {
 #ifdef MTAD_AVX2
 // exp of 8 floats: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-6 polynomial
 // (relative error ~2e-7, as std::exp's float result), 2^n through the exponent bits.
-// Inputs below -87.3 give 0 (softmax weights that small do not count), above 88.7 inf.
+// Inputs below -87.3 give 0 (softmax weights that small do not count), above 88.37 the
+// value at 88.37; NaN stays NaN (max/min return their second operand when either is NaN).
 inline __m256 exp8(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.33654f), hi = _mm256_set1_ps(88.72283f);
+  const __m256 lo = _mm256_set1_ps(-87.33654f), hi = _mm256_set1_ps(88.3762626f);
   const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   // r = x - n ln2, ln2 in two parts so that the product is exact.

@@ -45,8 +45,7 @@ float exp_shifted(float* p, int64_t n, float mx) {
   return sum;
 }
 
-// out[j * D + d] = sum_i w[j * n + i] * row(i)[d] for heads j < nh (out zeroed by the caller
-// when there is no AVX2; overwritten otherwise).
+// out[j * D + d] = sum_i w[j * n + i] * row(i)[d] for heads j < nh (overwritten).
 template <class Row>
 void weighted_rows(const float* w, int64_t n, int64_t nh, Row&& row, int64_t D, float* out) {
   int64_t d0 = 0;
