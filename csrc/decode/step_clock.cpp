@@ -75,7 +75,6 @@ void StepClock::drafted() {
 
 void StepClock::verified() {
   verified_ = Clock::now();
-  if (!has_draft_) drafted_ = start_;
 #ifdef MTAD_WITH_CUDA
   // The verdict's read waited for everything queued before it, the draft's events too.
   if (events_ && has_draft_) device_draft_s_ = events_->elapsed();

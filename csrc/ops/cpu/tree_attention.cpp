@@ -101,8 +101,10 @@ void tree_attention_tasks_f32(const float* q, const float* k, const float* v, co
     const int64_t n = dense + (rows ? rows->off[t + 1] - rows->off[t] : 0);
     auto slot = [&](int64_t i) { return i < dense ? i : prefix + listed[i - dense]; };
     float* o0 = out + t * H * D + h0 * D;
-    for (int64_t d = 0; d < nh * D; ++d) o0[d] = 0.f;
-    if (n == 0) continue;  // attends to nothing
+    if (n == 0) {  // attends to nothing (otherwise weighted_rows writes every output)
+      for (int64_t d = 0; d < nh * D; ++d) o0[d] = 0.f;
+      continue;
+    }
     const float* q0 = q + (t * H + h0) * D;
     float mx[kMaxGroup];
     for (int64_t j = 0; j < nh; ++j) mx[j] = -std::numeric_limits<float>::infinity();
