@@ -137,15 +137,18 @@ def test_generate_aded_equals_ar_and_saves_the_table(
 
     target = str(tiny_dirs["target"])
     saved = tmp_path / "tables" / "learned.tri"  # the folder is made
+    # A fixed node budget here and below: the automatic one follows each loaded model's measured
+    # pass costs, so two loads could draft differently (the tokens would still be AR's).
     rc = main(["generate", "the world", "--model", target, "--draft", str(tiny_dirs["draft"]), "--method", "aded",
-               "--max-new-tokens", "30", "--save-table", str(saved)])  # fmt: skip
+               "--max-new-tokens", "30", "--max-nodes", "8", "--save-table", str(saved)])  # fmt: skip
     out, err = capsys.readouterr()
     assert rc == 0, err
     ar = gen.generate(messages=[user("the world")], max_new_tokens=30, method="ar")
     assert out == ar.text + "\n"
     assert "--method aded does not use the draft model" in err
     # The same run through the API (a fresh, empty table) gives the figures the summary shows.
-    api = Generator(gen.model, gen.tokenizer).generate(messages=[user("the world")], max_new_tokens=30, method="aded")
+    api = Generator(gen.model, gen.tokenizer).generate(messages=[user("the world")], max_new_tokens=30, method="aded",
+                                                       aded={"max_nodes": 8})  # fmt: skip
     m = SUMMARY.match(err.strip().splitlines()[-1])
     assert m and m.group(3) == "aded", err
     assert (int(m.group(6)), int(m.group(7))) == (api.counters["accepted"], api.counters["drafted"])
@@ -166,14 +169,15 @@ def test_chat_aded_keeps_one_table_and_saves_it_at_exit(gen: Generator, tiny_dir
     import mtad_ext
 
     saved = tmp_path / "chat.tri"
+    # A fixed node budget, as above: the CLI's process measures its own pass costs.
     proc = run_cli("chat", "--model", tiny_dirs["target"], "--method", "aded", "--max-new-tokens", "16",
-                   "--save-table", saved, input="the world\nis good\n")  # fmt: skip
+                   "--max-nodes", "8", "--save-table", saved, input="the world\nis good\n")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     # The API with one Generator (one table) over the same conversation.
     api = Generator(gen.model, gen.tokenizer)
-    r1 = api.generate(messages=[user("the world")], max_new_tokens=16, method="aded")
+    r1 = api.generate(messages=[user("the world")], max_new_tokens=16, method="aded", aded={"max_nodes": 8})
     history = [user("the world"), {"role": "assistant", "content": r1.text}, user("is good")]
-    r2 = api.generate(messages=history, max_new_tokens=16, method="aded")
+    r2 = api.generate(messages=history, max_new_tokens=16, method="aded", aded={"max_nodes": 8})
     assert proc.stdout.splitlines() == [r1.text, r2.text]
     figures = [(int(m.group(6)), int(m.group(7))) for line in proc.stderr.splitlines() if (m := SUMMARY.match(line))]
     assert figures == [(r.counters["accepted"], r.counters["drafted"]) for r in (r1, r2)]
