@@ -105,7 +105,10 @@ def _compile_template(source: str) -> Any:
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
-    return env.from_string(source)
+    try:
+        return env.from_string(source)
+    except RecursionError:  # jinja2's recursive-descent parser on a deeply nested expression (fuzz finding)
+        raise jinja2.exceptions.TemplateError("the chat template nests too deeply to parse") from None
 
 
 def _find_chat_template(model_dir: Path, tok_cfg: Mapping[str, Any]) -> str | None:

@@ -324,3 +324,13 @@ def test_missing_folder_and_files(tmp_path: Path) -> None:
         Tokenizer(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="tokenizer.json"):
         Tokenizer(tmp_path)
+
+
+def test_a_too_deeply_nested_chat_template_is_a_template_error() -> None:
+    """jinja2's parser recurses per nesting level: a template nested past Python's recursion
+    limit is refused by name, not with a RecursionError (a fuzz finding)."""
+    import jinja2
+    from mtad.tokenizer import _compile_template
+
+    with pytest.raises(jinja2.exceptions.TemplateError, match="nests too deeply"):
+        _compile_template("{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}")
