@@ -326,8 +326,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="output folder (default: $MTAD_CACHE or ~/.cache/mtad, then quality/<date-time>)")
     ap.add_argument("--no-plot", action="store_true", help="no PNG")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (torch.set_num_threads; 0: torch's default)")
-    ap.add_argument("--summarize", type=Path, default=None, metavar="QUALITY_JSON",
-                    help="print the tables (and plot) of an earlier run's quality.json, complete or cut short; "
+    ap.add_argument("--summarize", type=Path, nargs="+", default=None, metavar="QUALITY_JSON",
+                    help="print the tables (and plot) of earlier runs' quality.json, complete or cut short; "
+                         "several files are merged (runs split over processes or machines; a record repeated "
+                         "in two of them counts once), and with --out the merged quality.json is written there; "
                          "generates nothing")  # fmt: skip
     args = ap.parse_args(argv)
     for name in ("prompts", "seeds", "max_new_tokens", "gamma", "humaneval_seeds", "humaneval_tokens"):
@@ -357,6 +359,35 @@ def make_report(args: argparse.Namespace, model_dir: Path, settings: list[Settin
         "humaneval_records": verdicts,
         "humaneval": pass_at_1(verdicts) if verdicts else None,
     }
+
+
+def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Runs' records as one report, summarised again. A record (prompt set, prompt, setting,
+    method and seed) or HumanEval sample found in several runs counts once; a repeat with other
+    tokens means the runs differ (code, models or machine), which is reported, not hidden."""
+    records: dict[tuple[Any, ...], dict[str, Any]] = {}
+    verdicts: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for rep in reports:
+        for r in rep["records"]:
+            key = (r["set"], r["prompt"], r["setting"], r["label"], r["seed"])
+            if key in records and records[key]["token_ids"] != r["token_ids"]:
+                raise ValueError(f"the runs disagree on {key}: different tokens for the same prompt, method and "
+                                 "seed (not the same code, models or machine?)")  # fmt: skip
+            records.setdefault(key, r)
+        for v in rep["humaneval_records"]:
+            verdicts.setdefault((v["task_id"], v["label"], v["seed"]), v)
+    first = reports[0]
+    merged = {k: v for k, v in first.items() if k not in ("records", "humaneval_records")}
+    merged["config"] = [rep["config"] for rep in reports] if len(reports) > 1 else first["config"]
+    for key in ("settings", "lossless"):
+        merged[key] = {k: v for rep in reports for k, v in rep.get(key, {}).items()}
+    merged["complete"] = all(rep.get("complete", True) for rep in reports)
+    merged["seconds"] = sum(rep.get("seconds") or 0.0 for rep in reports)
+    merged["records"] = list(records.values())
+    merged["summary"] = summarize(merged["records"])
+    merged["humaneval_records"] = list(verdicts.values())
+    merged["humaneval"] = pass_at_1(merged["humaneval_records"]) if verdicts else None
+    return merged
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
@@ -449,16 +480,18 @@ def default_out() -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.summarize is not None:
-        report = json.loads(args.summarize.read_text(encoding="utf-8"))
-        if not report.get("complete", True):
+        report = merge_reports([json.loads(p.read_text(encoding="utf-8")) for p in args.summarize])
+        if not report["complete"]:
             print(f"note: a run cut short ({len(report['records'])} records, "
                   f"{len(report['humaneval_records'])} HumanEval samples)")  # fmt: skip
-        summary = summarize(report["records"])
-        verdicts = report["humaneval_records"]
-        print_tables(summary, pass_at_1(verdicts) if verdicts else None)
+        if args.out is not None:
+            write_report(report, args.out)
+            print(f"records: {args.out / 'quality.json'}")
+        print_tables(report["summary"], report["humaneval"])
         if not args.no_plot:
-            plot(summary, args.summarize.with_suffix(".png"))
-            print(f"plot: {args.summarize.with_suffix('.png')}")
+            png = args.out / "quality.png" if args.out is not None else args.summarize[0].with_suffix(".png")
+            plot(report["summary"], png)
+            print(f"plot: {png}")
         return 0
     if args.threads > 0:
         import torch

@@ -512,7 +512,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           "int64 [R] (default all rows).")
       .def("forward_seconds", &Model::forward_seconds, py::arg("T"), py::call_guard<py::gil_scoped_release>(),
            "Seconds one forward over T new tokens takes (the best of a few runs, measured once per T and kept): "
-           "the cost table of gamma \"auto\".");
+           "the cost table of gamma \"auto\".")
+      .def("forward_seconds_table", &Model::forward_seconds_table, py::call_guard<py::gil_scoped_release>(),
+           "The cost table measured (or set) so far: {T: seconds}.")
+      .def("set_forward_seconds", &Model::set_forward_seconds, py::arg("T"), py::arg("seconds"),
+           py::call_guard<py::gil_scoped_release>(),
+           "Use `seconds` for a T-token forward instead of measuring it (a table saved earlier on this machine).");
 
   bind_decoder(m);
 

@@ -9,9 +9,14 @@ under the CPU emulation. Reference implementations live in tests/reference/ only
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import pytest
+
+# Tests measure their own forward costs and leave the user's cost file alone
+# (tests/driver/test_cost_cache.py turns it on, in a temporary folder).
+os.environ["MTAD_COST_CACHE"] = "off"
 
 
 @functools.cache

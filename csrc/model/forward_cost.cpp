@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <limits>
 
 #include "mtad/errors.h"
@@ -47,6 +48,19 @@ double Model::forward_seconds(int64_t T) {
   }
   forward_seconds_[T] = best;
   return best;
+}
+
+std::map<int64_t, double> Model::forward_seconds_table() {
+  std::lock_guard<std::mutex> lock(forward_seconds_mutex_);
+  return forward_seconds_;
+}
+
+void Model::set_forward_seconds(int64_t T, double seconds) {
+  if (T < 1) throw InputError("set_forward_seconds: T must be >= 1");
+  if (!(seconds > 0.0) || !std::isfinite(seconds))
+    throw InputError("set_forward_seconds: seconds must be a positive finite number");
+  std::lock_guard<std::mutex> lock(forward_seconds_mutex_);
+  forward_seconds_[T] = seconds;
 }
 
 }  // namespace mtad

@@ -64,6 +64,10 @@ class Model {
   // few timed runs, measured at the first call for each T and kept for the model's life
   // (the cost table of the automatic draft length, decode/draft_length.h). Thread-safe.
   double forward_seconds(int64_t T);
+  // The table measured so far, and an entry given instead of measured (a table saved by an
+  // earlier process on this machine: the Python driver's cost cache). seconds must be > 0.
+  std::map<int64_t, double> forward_seconds_table();
+  void set_forward_seconds(int64_t T, double seconds);
 
  protected:
   Model(ModelConfig config, at::Device device, at::ScalarType dtype, at::ScalarType weight_dtype);

@@ -28,6 +28,7 @@ from .trigram import TableSlot
 if TYPE_CHECKING:
     from mtad_ext import TrigramTable
 
+    from .cost_cache import CostCache
     from .options import TableArg
 
 # Prompt ids decoded before the first new token, so that it reads as it follows the prompt
@@ -58,6 +59,8 @@ class Generator:
     the model's vocabulary, or a mtad_ext.TrigramTable; None: an empty table made on first
     use. Every ADED request drafts from and adapts the same table instance, so it keeps
     learning across prompts; save_table() writes it back.
+    costs: the models' entries in the cost file (mtad.load makes them): restored before
+    the first request, saved after each one that measured something.
     Raises IncompatibleDraftError when the draft cannot assist the target, and
     mtad_ext.InputError (a ValueError) when the table was built for another vocabulary.
     """
@@ -71,6 +74,7 @@ class Generator:
         draft_tokenizer: Tokenizer | None = None,
         check_draft: bool = True,
         table: TableArg | None = None,
+        costs: Sequence[CostCache] = (),
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -106,6 +110,8 @@ class Generator:
         self.eos_token_ids: frozenset[int] = frozenset(eos)
         self.last_result: GenerationResult | None = None
         self._tables = TableSlot(self.vocab_size)
+        self._costs = list(costs)
+        self._costs_restored = False
         if table is not None:
             self._tables.use(table)
 
@@ -269,6 +275,10 @@ class Generator:
                 f"prompt ({n_prompt} tokens) plus max_new_tokens ({opts.max_new_tokens}) exceeds the "
                 f"model's context of {self.max_positions} tokens"
             )
+        if not self._costs_restored:
+            self._costs_restored = True
+            for c in self._costs:
+                c.restore()
         dec = self._decoder_for(decode, n_prompt + opts.max_new_tokens)
         if decode.method == "aded":
             dec.set_trigram_table(self.table)  # the decoder may be reused, the table may have changed
@@ -345,4 +355,6 @@ class Generator:
             counters=counters(len(new_ids), steps, prefill_s, decode_s, add_stats(handover, dec.total_stats)),
         )
         self.last_result = result
+        for c in self._costs:
+            c.save()
         return result

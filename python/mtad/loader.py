@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .compat import check_draft_compatible
+from .cost_cache import CostCache
 from .generate import Generator
 from .params import DTYPES
 from .tokenizer import Tokenizer
@@ -78,8 +79,11 @@ def load(
     draft = None
     if dpath is not None:
         draft = mtad_ext.load_model(str(dpath), device=device, dtype=draft_dtype or dtype, mmap=mmap)
+    # The cost tables gamma and max_nodes "auto" weigh drafts with, measured by an earlier
+    # process on this machine (cost_cache.py).
+    costs = [CostCache(model, path)] + ([CostCache(draft, dpath)] if draft is not None and dpath is not None else [])
     return Generator(
         model, tokenizer, draft=draft, draft_tokenizer=draft_tokenizer, check_draft=not checked, table=table,
-        **kwargs,
+        costs=costs, **kwargs,
     )  # fmt: skip
 

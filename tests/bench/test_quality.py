@@ -168,3 +168,28 @@ def test_pass_at_1_of_a_correct_and_a_wrong_completion() -> None:
     summary = quality.pass_at_1(verdicts)["m"]
     assert (summary["problems"], summary["samples"]) == (2, 3)
     assert summary["pass_at_1"]["mean"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_summarize_merges_runs_split_over_processes(run: tuple[dict[str, Any], Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    report, folder = run
+    records = report["records"]
+    # Two runs, split by seed, that both ran AR sampling at seed 0 (the same record twice).
+    part_a = {**report, "records": [r for r in records if r["seed"] == 0], "humaneval_records": []}
+    part_b = {**report, "records": [r for r in records if r["seed"] == 1 or r["label"] == "ar"],
+              "humaneval_records": []}  # fmt: skip
+    files = []
+    for name, part in (("a", part_a), ("b", part_b)):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(part), encoding="utf-8")
+    assert quality.main(["--summarize", *map(str, files), "--out", str(tmp_path / "merged"), "--no-plot"]) == 0
+    merged = json.loads((tmp_path / "merged" / "quality.json").read_text(encoding="utf-8"))
+    assert len(merged["records"]) == len(records)  # the repeated AR records count once
+    assert merged["summary"] == report["summary"]
+    capsys.readouterr()
+    # A repeated record with other tokens means the runs are not comparable: refused by name.
+    changed = dict(part_b, records=[dict(r, token_ids=[0]) if r["label"] == "ar" and r["seed"] == 0 else r
+                                    for r in part_b["records"]])  # fmt: skip
+    files[1].write_text(json.dumps(changed), encoding="utf-8")
+    with pytest.raises(ValueError, match="the runs disagree"):
+        quality.main(["--summarize", *map(str, files), "--no-plot"])
