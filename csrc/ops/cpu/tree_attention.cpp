@@ -45,32 +45,134 @@ float exp_shifted(float* p, int64_t n, float mx) {
   return sum;
 }
 
-// out[j * D + d] = sum_i w[j * n + i] * row(i)[d] for heads j < nh (overwritten).
+#ifdef MTAD_AVX2
+// dot4 for JN heads (query rows q + j * D) against the same four key rows: each key chunk is
+// loaded once for all heads (dot4 per head loaded it again for each). Every score is the
+// same FMA chain and the same reduction as dot4's, so it does not depend on JN.
+template <int JN>
+void dot4_group(const float* q, int64_t D, const float* const r[4], float out[][4]) {
+  __m256 a[JN][4];
+  for (int j = 0; j < JN; ++j)
+    for (int u = 0; u < 4; ++u) a[j][u] = _mm256_setzero_ps();
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) {
+    __m256 kr[4];
+    for (int u = 0; u < 4; ++u) kr[u] = _mm256_loadu_ps(r[u] + d);
+    for (int j = 0; j < JN; ++j) {
+      const __m256 x = _mm256_loadu_ps(q + j * D + d);
+      for (int u = 0; u < 4; ++u) a[j][u] = _mm256_fmadd_ps(x, kr[u], a[j][u]);
+    }
+  }
+  for (int j = 0; j < JN; ++j) {
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[j][0], a[j][1]), _mm256_hadd_ps(a[j][2], a[j][3]));
+    _mm_storeu_ps(out[j], _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    for (int u = 0; u < 4; ++u)
+      for (int64_t e = d; e < D; ++e) out[j][u] += q[j * D + e] * r[u][e];
+  }
+}
+#endif
+
+// out[j][u] = dot4 of query row j < nh (q + j * D) with key row u.
+inline void dot4_heads(const float* q, int64_t D, const float* const r[4], int64_t nh, float out[][4]) {
+#ifdef MTAD_AVX2
+  // As many heads per pass as registers hold: 4 accumulators each, plus the four key chunks.
+#ifdef MTAD_AVX512
+  constexpr int64_t kHeads = 4;  // 32 vector registers
+#else
+  constexpr int64_t kHeads = 2;  // 16
+#endif
+  for (int64_t j0 = 0; j0 < nh; j0 += kHeads) {
+    switch (std::min(kHeads, nh - j0)) {
+      case 1: dot4_group<1>(q + j0 * D, D, r, out + j0); break;
+      case 2: dot4_group<2>(q + j0 * D, D, r, out + j0); break;
+#ifdef MTAD_AVX512
+      case 3: dot4_group<3>(q + j0 * D, D, r, out + j0); break;
+      case 4: dot4_group<4>(q + j0 * D, D, r, out + j0); break;
+#endif
+    }
+  }
+#else
+  for (int64_t j = 0; j < nh; ++j) dot4(q + j * D, r, D, out[j]);
+#endif
+}
+
+#ifdef MTAD_AVX2
+// Value columns [d0, d0 + 16) of JN heads: 2 JN sums in registers (a count known at compile
+// time: with a run-time count the compiler kept them on the stack, each FMA a store and a
+// load), one load of each value register per key serving every head.
+template <int JN, class Row>
+void weighted_cols16(const float* w, int64_t n, Row& row, int64_t d0, float* out, int64_t D) {
+  __m256 acc[JN][2];
+  for (int j = 0; j < JN; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; ++i) {
+    const float* r = row(i) + d0;
+    const __m256 v0 = _mm256_loadu_ps(r), v1 = _mm256_loadu_ps(r + 8);
+    for (int j = 0; j < JN; ++j) {
+      const __m256 p = _mm256_broadcast_ss(w + j * n + i);
+      acc[j][0] = _mm256_fmadd_ps(p, v0, acc[j][0]);
+      acc[j][1] = _mm256_fmadd_ps(p, v1, acc[j][1]);
+    }
+  }
+  for (int j = 0; j < JN; ++j) {
+    _mm256_storeu_ps(out + j * D + d0, acc[j][0]);
+    _mm256_storeu_ps(out + j * D + d0 + 8, acc[j][1]);
+  }
+}
+#endif
+
+// out[j * D + d] = sum_i w[j * n + i] * row(i)[d] for heads j < nh (overwritten). Each sum is
+// one FMA chain over i in order, whichever heads share the pass.
+#ifdef MTAD_AVX512
+// Value columns [d0, d0 + 64) of JN heads in 512-bit registers: a key's four cache lines
+// read once per pass (16 columns per pass read each value row four times, from L2).
+// Lane-wise FMAs: each column's sum is the same chain as in the 8-lane code.
+template <int JN, class Row>
+void weighted_cols64(const float* w, int64_t n, Row& row, int64_t d0, float* out, int64_t D) {
+  __m512 acc[JN][4];
+  for (int j = 0; j < JN; ++j)
+    for (int c = 0; c < 4; ++c) acc[j][c] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; ++i) {
+    const float* r = row(i) + d0;
+    __m512 v[4];
+    for (int c = 0; c < 4; ++c) v[c] = _mm512_loadu_ps(r + 16 * c);
+    for (int j = 0; j < JN; ++j) {
+      const __m512 p = _mm512_set1_ps(w[j * n + i]);
+      for (int c = 0; c < 4; ++c) acc[j][c] = _mm512_fmadd_ps(p, v[c], acc[j][c]);
+    }
+  }
+  for (int j = 0; j < JN; ++j)
+    for (int c = 0; c < 4; ++c) _mm512_storeu_ps(out + j * D + d0 + 16 * c, acc[j][c]);
+}
+#endif
+
 template <class Row>
 void weighted_rows(const float* w, int64_t n, int64_t nh, Row&& row, int64_t D, float* out) {
   int64_t d0 = 0;
 #ifdef MTAD_AVX2
-  // 16 value columns (2 registers) x up to 4 heads: 8 sums in registers, one load of each
-  // value register per key serving every head.
-  constexpr int kHeads = 4;
+  constexpr int64_t kHeads = 4;
+#ifdef MTAD_AVX512
+  for (; d0 + 64 <= D; d0 += 64) {
+    for (int64_t j0 = 0; j0 < nh; j0 += kHeads) {
+      const float* wj = w + j0 * n;
+      float* oj = out + j0 * D;
+      switch (std::min(kHeads, nh - j0)) {
+        case 1: weighted_cols64<1>(wj, n, row, d0, oj, D); break;
+        case 2: weighted_cols64<2>(wj, n, row, d0, oj, D); break;
+        case 3: weighted_cols64<3>(wj, n, row, d0, oj, D); break;
+        default: weighted_cols64<4>(wj, n, row, d0, oj, D); break;
+      }
+    }
+  }
+#endif
   for (; d0 + 16 <= D; d0 += 16) {
     for (int64_t j0 = 0; j0 < nh; j0 += kHeads) {
-      const int64_t jn = std::min<int64_t>(kHeads, nh - j0);
-      __m256 acc[kHeads][2];
-      for (int j = 0; j < kHeads; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
-      for (int64_t i = 0; i < n; ++i) {
-        const float* r = row(i) + d0;
-        const __m256 v0 = _mm256_loadu_ps(r), v1 = _mm256_loadu_ps(r + 8);
-        for (int j = 0; j < kHeads; ++j) {
-          if (j >= jn) break;
-          const __m256 p = _mm256_broadcast_ss(w + (j0 + j) * n + i);
-          acc[j][0] = _mm256_fmadd_ps(p, v0, acc[j][0]);
-          acc[j][1] = _mm256_fmadd_ps(p, v1, acc[j][1]);
-        }
-      }
-      for (int64_t j = 0; j < jn; ++j) {
-        _mm256_storeu_ps(out + (j0 + j) * D + d0, acc[j][0]);
-        _mm256_storeu_ps(out + (j0 + j) * D + d0 + 8, acc[j][1]);
+      const float* wj = w + j0 * n;
+      float* oj = out + j0 * D;
+      switch (std::min(kHeads, nh - j0)) {
+        case 1: weighted_cols16<1>(wj, n, row, d0, oj, D); break;
+        case 2: weighted_cols16<2>(wj, n, row, d0, oj, D); break;
+        case 3: weighted_cols16<3>(wj, n, row, d0, oj, D); break;
+        default: weighted_cols16<4>(wj, n, row, d0, oj, D); break;
       }
     }
   }
@@ -111,12 +213,12 @@ void tree_attention_tasks_f32(const float* q, const float* k, const float* v, co
     for (int64_t i = 0; i < n; i += 4) {
       const float* r[4];
       for (int j = 0; j < 4; ++j) r[j] = k + slot(std::min(i + j, n - 1)) * stride + g * D;
+      float s4[kMaxGroup][4];
+      dot4_heads(q0, D, r, nh, s4);
       for (int64_t j = 0; j < nh; ++j) {
-        float s4[4];
-        dot4(q0 + j * D, r, D, s4);
         float* sc = scores + j * n;
         for (int64_t u = 0; u < 4 && i + u < n; ++u) {
-          sc[i + u] = scale * s4[u];
+          sc[i + u] = scale * s4[j][u];
           mx[j] = std::max(mx[j], sc[i + u]);
         }
       }
