@@ -124,9 +124,16 @@ def test_summary_means_standard_errors_and_paired_differences(run: tuple[dict[st
     assert row["prompts"] == 2 and row["samples"] == 4
     assert row["ppl_target_t1"]["mean"] == pytest.approx(sum(means) / 2)
     assert row["ppl_target_t1"]["se"] == pytest.approx(abs(means[0] - means[1]) / 2)
-    ar = {p: sum(ppl(p, "ar")) / len(ppl(p, "ar")) for p in by_prompt}
-    diffs = [100 * (m / ar[p] - 1) for p, m in zip(by_prompt, means, strict=True)]
-    assert row["ppl_vs_ar_percent"]["mean"] == pytest.approx(sum(diffs) / 2)
+    # Relative to AR: the paired difference of mean log-perplexities, mapped back by exp.
+    def mean_log(p: str, label: str) -> float:
+        return sum(math.log(x) for x in ppl(p, label)) / len(ppl(p, label))
+
+    diffs = [mean_log(p, "sps g4") - mean_log(p, "ar") for p in by_prompt]
+    rel = row["ppl_vs_ar_percent"]
+    assert rel["mean"] == pytest.approx(100 * math.expm1(sum(diffs) / 2))
+    half = 1.96 * abs(diffs[0] - diffs[1]) / 2
+    assert rel["lo"] == pytest.approx(100 * math.expm1(sum(diffs) / 2 - half))
+    assert rel["hi"] == pytest.approx(100 * math.expm1(sum(diffs) / 2 + half))
     e = estimate([1.0, 2.0, 3.0])
     assert e is not None and (e.mean, e.n) == (2.0, 3) and e.se == pytest.approx(1 / math.sqrt(3))
     lo, hi = e.interval()
