@@ -20,6 +20,7 @@ cut short keeps what it measured (--summarize prints its tables).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -147,8 +148,18 @@ def warn_uncached_self_prompts(args: argparse.Namespace) -> None:
 # ---- one sample -----------------------------------------------------------------------------
 
 
+def engine_seed(prompt: str, seed: int) -> int:
+    """The engine seed of sample `seed` of a prompt: distinct per prompt. With the bare index
+    every prompt's sample i drew the same random numbers, so the prompts' outcomes were
+    correlated and intervals over prompts, which assume them independent, came out too narrow
+    (an AR sampling run scored 0.022 +- 0.005 nats per token below the entropy of the
+    distribution it sampled, where every exact sampler scores 0 in expectation)."""
+    digest = hashlib.sha256(f"{prompt}#{seed}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
 def sample(gen: Any, request: str, setting: Setting, config: dict[str, Any], seed: int, max_new: int) -> dict[str, Any]:
-    """Generate once and score the output: the figures of one record."""
+    """Generate once and score the output: the figures of one record (`seed`: the engine's)."""
     kw = {k: v for k, v in config.items() if k != "label"}
     result = gen.generate(messages=[{"role": "user", "content": request}], max_new_tokens=max_new, seed=seed,
                           **setting.kwargs(), **kw)  # fmt: skip
@@ -446,9 +457,10 @@ def run(args: argparse.Namespace, out: Path | None = None) -> dict[str, Any]:
             for setting in settings:
                 for seed in range(args.seeds):
                     for config in configs:
-                        fig = sample(gen, request, setting, config, seed, args.max_new_tokens)
+                        engine = engine_seed(prompt_name, seed)
+                        fig = sample(gen, request, setting, config, engine, args.max_new_tokens)
                         records.append({**base, "setting": setting.name, "label": config["label"],
-                                        "method": config["method"], "seed": seed,
+                                        "method": config["method"], "seed": seed, "engine_seed": engine,
                                         "params": {k: v for k, v in config.items() if k not in ("label", "method")},
                                         **fig})  # fmt: skip
             done += 1
@@ -479,7 +491,8 @@ def humaneval_run(gen: Any, args: argparse.Namespace, t0: float,
             for config in configs:
                 kw = {k: v for k, v in config.items() if k != "label"}
                 result = gen.generate(messages=[{"role": "user", "content": quality_humaneval.request(problem)}],
-                                      max_new_tokens=args.humaneval_tokens, seed=seed, **SETTINGS["paper"].kwargs(),
+                                      max_new_tokens=args.humaneval_tokens, seed=engine_seed(problem["task_id"], seed),
+                                      **SETTINGS["paper"].kwargs(),
                                       **kw)  # fmt: skip
                 completion = quality_humaneval.completion_from_reply(problem, result.text)
                 verdict = quality_humaneval.check(problem, completion, args.humaneval_timeout)

@@ -200,3 +200,12 @@ def test_summarize_merges_runs_split_over_processes(run: tuple[dict[str, Any], P
     files[1].write_text(json.dumps(changed), encoding="utf-8")
     with pytest.raises(ValueError, match="the runs disagree"):
         quality.main(["--summarize", *map(str, files), "--no-plot"])
+
+
+def test_each_prompt_draws_its_own_random_numbers(run: tuple[dict[str, Any], Path]) -> None:
+    # Sample i of two prompts must not share the engine's random stream (shared streams
+    # correlate the prompts' outcomes and narrow the intervals over prompts falsely).
+    report, _ = run
+    seeds = {(r["prompt"], r["seed"]): r["engine_seed"] for r in report["records"] if r["label"] == "ar"}
+    assert len(set(seeds.values())) == len(seeds) == 4
+    assert seeds[("file/0", 0)] == quality.engine_seed("file/0", 0)
