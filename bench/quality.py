@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality_humaneval  # noqa: E402
-from quality_score import Estimate, Setting, estimate, perplexity, token_logprobs  # noqa: E402
+from quality_score import Estimate, Setting, estimate, perplexity, sampler_check, token_scores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"paper": Setting("paper", 1.0, 10, 0.9), "t1": Setting("t1", 1.0, 0, 1.0)}
@@ -164,7 +164,7 @@ def sample(gen: Any, request: str, setting: Setting, config: dict[str, Any], see
     result = gen.generate(messages=[{"role": "user", "content": request}], max_new_tokens=max_new, seed=seed,
                           **setting.kwargs(), **kw)  # fmt: skip
     prompt_ids = gen.encode_prompt(messages=[{"role": "user", "content": request}])
-    at_t1, at_setting = token_logprobs(gen.model, prompt_ids, result.token_ids, setting)
+    at_t1, at_setting, entropy = token_scores(gen.model, prompt_ids, result.token_ids, setting)
     c = result.counters
     n = len(result.token_ids)
     return {
@@ -175,6 +175,7 @@ def sample(gen: Any, request: str, setting: Setting, config: dict[str, Any], see
         "nll_target_t1": -sum(at_t1),
         "nll_sampling": None if at_setting is None else -sum(at_setting),
         "outside_sampling_set": None if at_setting is None else sum(1 for x in at_setting if x == -math.inf),
+        "sampler_check": sampler_check(at_setting, entropy),
         "tokens_per_target_forward": c["tokens_per_target_forward"],
         "target_forwards": c["target_forwards"],
         "draft_forwards": c["draft_forwards"],
@@ -188,7 +189,8 @@ def sample(gen: Any, request: str, setting: Setting, config: dict[str, Any], see
 
 # ---- summaries ------------------------------------------------------------------------------
 
-FIGURES = ("ppl_target_t1", "ppl_sampling", "tokens_per_target_forward", "draft_forwards_per_token", "tokens_per_s")
+FIGURES = ("ppl_target_t1", "ppl_sampling", "sampler_check", "tokens_per_target_forward", "draft_forwards_per_token",
+           "tokens_per_s")  # fmt: skip
 
 
 def per_prompt(records: list[dict[str, Any]], figure: str) -> dict[str, float]:
@@ -268,11 +270,12 @@ def _fmt(e: dict[str, Any] | None, digits: int = 2) -> str:
 
 def print_tables(summary: list[dict[str, Any]], humaneval: dict[str, dict[str, Any]] | None) -> None:
     print("| set | setting | method | prompts | ppl, target T=1 [95% CI] | ppl, sampling dist. | ppl vs AR % [95% CI] "
-          "| tokens / target fwd | draft fwd / token | tokens/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| sampler check, nats/token | tokens / target fwd | draft fwd / token | tokens/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in summary:
         print(f"| {r['set']} | {r['setting']} | {r['label']} | {r['prompts']} | {_fmt(r['ppl_target_t1'])} | "
               f"{_fmt(r['ppl_sampling'])} | {_fmt(r.get('ppl_vs_ar_percent'), 1)} | "
+              f"{_fmt(r.get('sampler_check'), 3)} | "
               f"{_fmt(r['tokens_per_target_forward'])} | {_fmt(r['draft_forwards_per_token'])} | "
               f"{_fmt(r['tokens_per_s'], 1)} |")  # fmt: skip
     if humaneval:

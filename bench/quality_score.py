@@ -35,10 +35,22 @@ def token_logprobs(model: Any, prompt_ids: Sequence[int], new_ids: Sequence[int]
 ]:
     """Per new token: its log-probability under the target at T = 1, and under `setting`'s
     normalize (None when setting is None or greedy, where that distribution is one-hot)."""
+    at_t1, at_setting, _ = token_scores(model, prompt_ids, new_ids, setting)
+    return at_t1, at_setting
+
+
+def token_scores(model: Any, prompt_ids: Sequence[int], new_ids: Sequence[int], setting: Setting | None) -> tuple[
+    list[float], list[float] | None, list[float] | None
+]:
+    """token_logprobs, and per new token the entropy (nats) of the distribution `setting`
+    samples from at its position (None as for the second list). A token drawn exactly from
+    that distribution has, in expectation, a negative log-likelihood equal to this entropy,
+    whatever came before: the per-token check of a sampler (sampler_check)."""
     import mtad_ext
 
     if not new_ids:
-        return [], None if setting is None or setting.temperature == 0 else []
+        empty = None if setting is None or setting.temperature == 0 else []
+        return [], empty, empty
     seq = list(prompt_ids) + list(new_ids)
     # Row i of the logits predicts token i + 1: the rows that predict the new tokens.
     first = len(prompt_ids) - 1
@@ -48,9 +60,20 @@ def token_logprobs(model: Any, prompt_ids: Sequence[int], new_ids: Sequence[int]
     target = torch.tensor(list(new_ids), dtype=torch.int64).unsqueeze(1)
     at_t1 = torch.log_softmax(logits.double(), dim=-1).gather(1, target).squeeze(1).tolist()
     if setting is None or setting.temperature == 0:
-        return at_t1, None
-    norm = mtad_ext.ops.normalize(logits, setting.temperature, setting.top_k, setting.top_p)
-    return at_t1, norm.double().gather(1, target).squeeze(1).tolist()
+        return at_t1, None, None
+    norm = mtad_ext.ops.normalize(logits, setting.temperature, setting.top_k, setting.top_p).double()
+    probs = norm.exp()
+    entropy = -torch.where(probs > 0, probs * norm, torch.zeros_like(norm)).sum(1)
+    return at_t1, norm.gather(1, target).squeeze(1).tolist(), entropy.tolist()
+
+
+def sampler_check(at_setting: Sequence[float] | None, entropy: Sequence[float] | None) -> float | None:
+    """Mean over tokens of (negative log-likelihood under the sampled distribution minus its
+    entropy), nats: 0 in expectation for any exact sampler of that distribution (AR, SpS,
+    ADED); below 0 for a method that favours likelier tokens (MTAD, by design)."""
+    if not at_setting or not entropy:
+        return None
+    return sum(-lp - h for lp, h in zip(at_setting, entropy, strict=True)) / len(entropy)
 
 
 def perplexity(logprobs: Sequence[float] | None) -> float | None:

@@ -102,6 +102,11 @@ def test_perplexities_equal_transformers_on_the_same_tokens(
             continue
         want = math.exp(-lp.gather(1, new).mean().item())
         assert r["ppl_sampling"] == pytest.approx(want, rel=1e-4)
+        # The sampler check: the tokens' NLL under the sampled distribution minus its entropy.
+        lp64 = lp.double()
+        entropy = -torch.where(lp64 > -math.inf, lp64.exp() * lp64, torch.zeros_like(lp64)).sum(1)
+        check = (-lp64.gather(1, new).squeeze(1) - entropy).mean().item()
+        assert r["sampler_check"] == pytest.approx(check, rel=1e-4, abs=1e-5)
         if r["setting"] == "t1":  # untruncated T = 1 is the target's own distribution
             assert r["ppl_sampling"] == pytest.approx(r["ppl_target_t1"], rel=1e-5)
         else:  # truncation renormalises over fewer tokens: each kept one is likelier

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "ops/cpu/simd.h"
@@ -45,6 +46,18 @@ float exp_shifted(float* p, int64_t n, float mx) {
   return sum;
 }
 
+// f(std::integral_constant<int, n>) for a head count n in [1, 4] known only at run time, so
+// that the kernels below keep their per-head sums in registers.
+template <class F>
+void with_heads(int64_t n, F&& f) {
+  switch (n) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    default: f(std::integral_constant<int, 4>{}); break;
+  }
+}
+
 #ifdef MTAD_AVX2
 // dot4 for JN heads (query rows q + j * D) against the same four key rows: each key chunk is
 // loaded once for all heads (dot4 per head loaded it again for each). Every score is the
@@ -81,16 +94,8 @@ inline void dot4_heads(const float* q, int64_t D, const float* const r[4], int64
 #else
   constexpr int64_t kHeads = 2;  // 16
 #endif
-  for (int64_t j0 = 0; j0 < nh; j0 += kHeads) {
-    switch (std::min(kHeads, nh - j0)) {
-      case 1: dot4_group<1>(q + j0 * D, D, r, out + j0); break;
-      case 2: dot4_group<2>(q + j0 * D, D, r, out + j0); break;
-#ifdef MTAD_AVX512
-      case 3: dot4_group<3>(q + j0 * D, D, r, out + j0); break;
-      case 4: dot4_group<4>(q + j0 * D, D, r, out + j0); break;
-#endif
-    }
-  }
+  for (int64_t j0 = 0; j0 < nh; j0 += kHeads)
+    with_heads(std::min(kHeads, nh - j0), [&](auto jn) { dot4_group<jn()>(q + j0 * D, D, r, out + j0); });
 #else
   for (int64_t j = 0; j < nh; ++j) dot4(q + j * D, r, D, out[j]);
 #endif
@@ -152,29 +157,15 @@ void weighted_rows(const float* w, int64_t n, int64_t nh, Row&& row, int64_t D, 
   constexpr int64_t kHeads = 4;
 #ifdef MTAD_AVX512
   for (; d0 + 64 <= D; d0 += 64) {
-    for (int64_t j0 = 0; j0 < nh; j0 += kHeads) {
-      const float* wj = w + j0 * n;
-      float* oj = out + j0 * D;
-      switch (std::min(kHeads, nh - j0)) {
-        case 1: weighted_cols64<1>(wj, n, row, d0, oj, D); break;
-        case 2: weighted_cols64<2>(wj, n, row, d0, oj, D); break;
-        case 3: weighted_cols64<3>(wj, n, row, d0, oj, D); break;
-        default: weighted_cols64<4>(wj, n, row, d0, oj, D); break;
-      }
-    }
+    for (int64_t j0 = 0; j0 < nh; j0 += kHeads)
+      with_heads(std::min(kHeads, nh - j0),
+                 [&](auto jn) { weighted_cols64<jn()>(w + j0 * n, n, row, d0, out + j0 * D, D); });
   }
 #endif
   for (; d0 + 16 <= D; d0 += 16) {
-    for (int64_t j0 = 0; j0 < nh; j0 += kHeads) {
-      const float* wj = w + j0 * n;
-      float* oj = out + j0 * D;
-      switch (std::min(kHeads, nh - j0)) {
-        case 1: weighted_cols16<1>(wj, n, row, d0, oj, D); break;
-        case 2: weighted_cols16<2>(wj, n, row, d0, oj, D); break;
-        case 3: weighted_cols16<3>(wj, n, row, d0, oj, D); break;
-        default: weighted_cols16<4>(wj, n, row, d0, oj, D); break;
-      }
-    }
+    for (int64_t j0 = 0; j0 < nh; j0 += kHeads)
+      with_heads(std::min(kHeads, nh - j0),
+                 [&](auto jn) { weighted_cols16<jn()>(w + j0 * n, n, row, d0, out + j0 * D, D); });
   }
 #endif
   for (; d0 < D; ++d0)
