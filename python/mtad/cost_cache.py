@@ -146,7 +146,8 @@ class CostCache:
             entries = _read(self.path)
             now = time.time()
             entry = entries.get(self.key())
-            seconds = entry.get("seconds", {}) if isinstance(entry, dict) else {}
+            seconds = entry.get("seconds") if isinstance(entry, dict) else None
+            seconds = seconds if isinstance(seconds, dict) else {}  # a damaged entry is replaced
             seconds.update({str(t): [s, now] for t, s in new.items()})
             entries[self.key()] = {"folder": str(self.folder), "seconds": seconds}
             # Entries of folders that are gone (temporary models) or long stale are dropped.

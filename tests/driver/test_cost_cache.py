@@ -73,6 +73,11 @@ def test_stale_or_damaged_entries_are_not_used(tiny_dirs: dict, cost_file: Path)
     fresh = mtad.load(tiny_dirs["target"])
     assert cost_cache.CostCache(fresh.model, tiny_dirs["target"]).restore() == 0
 
+    data["entries"][entry.key()]["seconds"] = ["not", "a", "table"]
+    cost_file.write_text(json.dumps(data))
+    fresh.model.forward_seconds(7)
+    assert cost_cache.CostCache(fresh.model, tiny_dirs["target"]).save()  # the damaged entry replaced
+
     cost_file.write_text('{"version": 1, "entries": ')  # cut short
     assert cost_cache.CostCache(fresh.model, tiny_dirs["target"]).restore() == 0
     fresh.model.forward_seconds(1)
