@@ -30,20 +30,12 @@ class Setting:
         return {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
 
 
-def token_logprobs(model: Any, prompt_ids: Sequence[int], new_ids: Sequence[int], setting: Setting | None) -> tuple[
-    list[float], list[float] | None
-]:
-    """Per new token: its log-probability under the target at T = 1, and under `setting`'s
-    normalize (None when setting is None or greedy, where that distribution is one-hot)."""
-    at_t1, at_setting, _ = token_scores(model, prompt_ids, new_ids, setting)
-    return at_t1, at_setting
-
-
 def token_scores(model: Any, prompt_ids: Sequence[int], new_ids: Sequence[int], setting: Setting | None) -> tuple[
     list[float], list[float] | None, list[float] | None
 ]:
-    """token_logprobs, and per new token the entropy (nats) of the distribution `setting`
-    samples from at its position (None as for the second list). A token drawn exactly from
+    """Per new token: its log-probability under the target at T = 1; under `setting`'s
+    normalize (None when setting is None or greedy, where that distribution is one-hot); and
+    the entropy (nats) of that distribution at its position (None likewise). A token drawn exactly from
     that distribution has, in expectation, a negative log-likelihood equal to this entropy,
     whatever came before: the per-token check of a sampler (sampler_check)."""
     import mtad_ext

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .fetch import default_cache_dir
+
 VERSION = 1
 MAX_AGE_S = 7 * 24 * 3600.0
 _OFF = ("0", "off", "no", "false")
@@ -33,8 +35,7 @@ def cache_file() -> Path | None:
         return None
     if env:
         return Path(env).expanduser()
-    root = os.environ.get("MTAD_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "mtad") / "costs.json"
+    return default_cache_dir() / "costs.json"
 
 
 def _cpu_name() -> str:
