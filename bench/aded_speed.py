@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import platform
 import sys
 import time
@@ -40,8 +39,9 @@ GREEDY = dict(temperature=0.0, top_k=0, top_p=1.0)
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("MTAD_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mtad"
+    from mtad.fetch import default_cache_dir
+
+    return default_cache_dir()
 
 
 def humaneval_prompts() -> list[str]:

