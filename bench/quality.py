@@ -124,7 +124,8 @@ def load_prompts(args: argparse.Namespace, model_dir: Path) -> dict[str, list[tu
         else:
             # The same sets, and so the same held-out split, as python -m mtad.distill made.
             warn_uncached_self_prompts(args)
-            sets = prompt_sets.prompt_sets(model_dir, 0, args.self_prompts, args.more_self_prompts, args.self_seed)
+            sets = prompt_sets.prompt_sets(model_dir, 0, args.self_prompts, args.more_self_prompts, args.self_seed,
+                                           self_wanted=args.prompts, held_out_only=not args.include_trained)
             items = [p for s in sets for p in s.prompts if p.name.startswith("self/") and keep(p)]
         out[name] = [(p.name, p.text) for p in items[: args.prompts]]
     return out
@@ -132,17 +133,18 @@ def load_prompts(args: argparse.Namespace, model_dir: Path) -> dict[str, list[tu
 
 def warn_uncached_self_prompts(args: argparse.Namespace) -> None:
     """The self-written requests come from a cache that python -m mtad.distill fills; without it
-    the target writes them all first (tens of thousands of tries: hours on a CPU). Say so."""
-    from mtad.distill.prompts import cache_dir
+    the target writes the first ones this run needs (held out: every 8th) before it starts. Say so."""
+    from mtad.distill.prompts import HELD_OUT_EVERY, cache_dir
 
     tries = [(args.self_prompts, args.self_seed)] + [(n, args.self_seed + i)
                                                       for i, n in enumerate(args.more_self_prompts, start=1)]
-    missing = [(n, seed) for n, seed in tries if n > 0 and not
-               (cache_dir() / "distill" / f"self-prompts-{n}-{seed}.json").is_file()]  # fmt: skip
-    if missing:
-        log(f"note: {len(missing)} self-written request sets are not cached under {cache_dir() / 'distill'}: "
-            f"the target writes them first ({sum(n for n, _ in missing)} tries, about 0.5 s each on a CPU); "
-            "--sets mt-bench,humaneval leaves them out")  # fmt: skip
+    n, seed = next(((n, s) for n, s in tries if n > 0), (0, 0))
+    folder = cache_dir() / "distill"
+    if n > 0 and not (folder / f"self-prompts-{n}-{seed}.json").is_file():
+        need = args.prompts * (1 if args.include_trained else HELD_OUT_EVERY)
+        log(f"note: the self-written requests are not all cached under {folder}: the target writes the first "
+            f"~{need} of the seed-{seed} set first (~{need * 5 // 4} tries in batches of 32, a few minutes on a CPU; "
+            "kept for later runs)")  # fmt: skip
 
 
 # ---- one sample -----------------------------------------------------------------------------

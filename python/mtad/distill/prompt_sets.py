@@ -31,19 +31,55 @@ def teacher_dir_root() -> Path:
 
 
 def prompt_sets(
-    model_dir: Path, stdlib_limit: int, self_tries: int, more_self_tries: Sequence[int], seed: int, log: bool = True
+    model_dir: Path,
+    stdlib_limit: int,
+    self_tries: int,
+    more_self_tries: Sequence[int],
+    seed: int,
+    log: bool = True,
+    self_wanted: int | None = None,
+    held_out_only: bool = False,
 ) -> list[PromptSet]:
     """The first set, then one set of requests per entry of more_self_tries (that many tries,
-    written with seed + 1, seed + 2, ...), each without the requests of the sets before it."""
+    written with seed + 1, seed + 2, ...), each without the requests of the sets before it.
+
+    self_wanted: a caller that needs only the first self_wanted self-written requests (held out
+    ones only, with held_out_only) gets the sets cut short once they hold that many: each set a
+    prefix of the whole, with the names and held-out flags the whole set gives them, and no set
+    written after the one that completes the count."""
     root = teacher_dir_root()
-    first = self_prompts.texts(model_dir, self_tries, seed, log)
+
+    def need(have: list[Prompt]) -> int | None:
+        """Requests a set must hold to bring the count to self_wanted (None: all of them)."""
+        if self_wanted is None:
+            return None
+        got = sum(1 for p in have if p.held_out or not held_out_only)
+        left = max(0, self_wanted - got)
+        return (left - 1) * prompts.HELD_OUT_EVERY + 1 if held_out_only and left else left
+
+    def written(tries: int, set_seed: int, drop: set[str], have: list[Prompt]) -> list[str]:
+        """The set's requests, less those in `drop`: all, or as many as `need` asks for."""
+        want = need(have)
+        if want == 0:
+            return []
+        at_least = want
+        while True:
+            raw = self_prompts.texts(model_dir, tries, set_seed, log, at_least)
+            kept = [t for t in raw if t not in drop]
+            if want is None or len(kept) >= want or len(raw) < at_least:  # enough, or the whole set
+                return kept if want is None else kept[:want]
+            at_least += want - len(kept)
+
+    first = written(self_tries, seed, set(), [])
     sets = [PromptSet(prompts.all_prompts(stdlib_limit) + self_prompts.as_prompts(first), root)]
     seen = set(first)
+    mine = self_prompts.as_prompts(first)
     for i, tries in enumerate(more_self_tries, start=1):
-        more = [t for t in self_prompts.texts(model_dir, tries, seed + i, log) if t not in seen]
+        more = written(tries, seed + i, seen, mine)
         seen.update(more)
         tag = f"self-{tries}-{seed + i}"
         sets.append(PromptSet(self_prompts.as_prompts(more, f"self/{seed + i}."), root / tag))
+        mine += sets[-1].prompts
     return sets
 
 
