@@ -140,8 +140,10 @@ def warn_uncached_self_prompts(args: argparse.Namespace) -> None:
                                                       for i, n in enumerate(args.more_self_prompts, start=1)]
     n, seed = next(((n, s) for n, s in tries if n > 0), (0, 0))
     folder = cache_dir() / "distill"
-    if n > 0 and not (folder / f"self-prompts-{n}-{seed}.json").is_file():
-        need = args.prompts * (1 if args.include_trained else HELD_OUT_EVERY)
+    need = args.prompts * (1 if args.include_trained else HELD_OUT_EVERY)
+    partial = folder / f"self-prompts-{n}-{seed}.partial.json"
+    so_far = len(json.loads(partial.read_text(encoding="utf-8"))["texts"]) if partial.is_file() else 0
+    if n > 0 and not (folder / f"self-prompts-{n}-{seed}.json").is_file() and so_far < need:
         log(f"note: the self-written requests are not all cached under {folder}: the target writes the first "
             f"~{need} of the seed-{seed} set first (~{need * 5 // 4} tries in batches of 32, a few minutes on a CPU; "
             "kept for later runs)")  # fmt: skip
