@@ -134,17 +134,17 @@ def load_prompts(args: argparse.Namespace, model_dir: Path) -> dict[str, list[tu
 def warn_uncached_self_prompts(args: argparse.Namespace) -> None:
     """The self-written requests come from a cache that python -m mtad.distill fills; without it
     the target writes the first ones this run needs (held out: every 8th) before it starts. Say so."""
-    from mtad.distill.prompts import HELD_OUT_EVERY, cache_dir
+    from mtad.distill.prompts import HELD_OUT_EVERY
+    from mtad.distill.self_prompts import cache_files
 
     tries = [(args.self_prompts, args.self_seed)] + [(n, args.self_seed + i)
                                                       for i, n in enumerate(args.more_self_prompts, start=1)]
     n, seed = next(((n, s) for n, s in tries if n > 0), (0, 0))
-    folder = cache_dir() / "distill"
+    whole, partial = cache_files(n, seed)
     need = args.prompts * (1 if args.include_trained else HELD_OUT_EVERY)
-    partial = folder / f"self-prompts-{n}-{seed}.partial.json"
     so_far = len(json.loads(partial.read_text(encoding="utf-8"))["texts"]) if partial.is_file() else 0
-    if n > 0 and not (folder / f"self-prompts-{n}-{seed}.json").is_file() and so_far < need:
-        log(f"note: the self-written requests are not all cached under {folder}: the target writes the first "
+    if n > 0 and not whole.is_file() and so_far < need:
+        log(f"note: the self-written requests are not all cached under {whole.parent}: the target writes the first "
             f"~{need} of the seed-{seed} set first (~{need * 5 // 4} tries in batches of 32, a few minutes on a CPU; "
             "kept for later runs)")  # fmt: skip
 

@@ -26,7 +26,7 @@ OPENINGS = (
 MAX_WORDS = 48  # tokens a request may take
 
 
-def _cache_files(n: int, seed: int) -> tuple[Path, Path]:
+def cache_files(n: int, seed: int) -> tuple[Path, Path]:
     """The finished set's file and the file of a set still being written (its requests so far,
     its tries, the generator's state), so that a stopped run resumes where it stopped."""
     base = cache_dir() / "distill" / f"self-prompts-{n}-{seed}"
@@ -49,7 +49,7 @@ def _texts(model_dir: Path, n: int, seed: int, log: bool, at_least: int | None) 
     from mtad.distill import engine_batch
     from mtad.distill.teacher_data import MODES, TOP_K, choose
 
-    _, partial = _cache_files(n, seed)
+    _, partial = cache_files(n, seed)
     tok = AutoTokenizer.from_pretrained(model_dir)
     marker = "\u2063"
     header = tok.apply_chat_template([{"role": "user", "content": marker}], tokenize=False).split(marker)[0]
@@ -94,7 +94,7 @@ def texts(model_dir: Path, n: int, seed: int = 0, log: bool = True, at_least: in
     state), so a caller that needs only the first few need not wait for all n tries."""
     if n <= 0:
         return []
-    whole, partial = _cache_files(n, seed)
+    whole, partial = cache_files(n, seed)
     if whole.is_file():
         return json.loads(whole.read_text(encoding="utf-8"))
     if at_least is not None and partial.is_file():
